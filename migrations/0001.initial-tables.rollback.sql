@@ -1,0 +1,2 @@
+DROP TABLE qiwi_transaction;
+DROP TABLE qiwi_http_log;

@@ -1,0 +1,3 @@
+from qiwi_gw.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,82 @@
+"""The application factory: synchronous and I/O-free; resources live in cleanup contexts."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import aiohttp
+from aiohttp import web
+
+from qiwi_gw import db, handlers, keys, migrations
+from qiwi_gw.checker import AccountChecker
+from qiwi_gw.dispatcher import Dispatcher
+from qiwi_gw.incoming import MAX_BODY_BYTES
+from qiwi_gw.middleware import errors_as_answers
+from qiwi_gw.payments import Payments
+from qiwi_gw.settings import Settings
+
+
+def create_app(
+    settings: Settings, dsn: str, *, http_client: aiohttp.ClientSession | None = None
+) -> web.Application:
+    """``dsn`` is the database to use (the embedded one's, or the configured one's).
+    ``http_client`` lets tests hand in a session of their own for outbound calls."""
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[errors_as_answers])
+    app[keys.SETTINGS] = settings
+    app[keys.DSN] = dsn
+    app[keys.EXPECTED_MIGRATIONS] = migrations.expected_ids()
+    app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_http_client(http_client))
+    app.cleanup_ctx.append(_services)
+    app.router.add_route("*", "/payment", handlers.payment)
+    app.router.add_get("/healthz", handlers.healthz)
+    app.router.add_get("/readyz", handlers.readyz)
+    return app
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    pool = await db.create_pool(app[keys.SETTINGS].database, app[keys.DSN])
+    app[keys.POOL] = pool
+    yield
+    await pool.close()
+
+
+def _http_client(
+    given: aiohttp.ClientSession | None,
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        if given is not None:
+            app[keys.HTTP_CLIENT] = given
+            yield
+            return
+        async with aiohttp.ClientSession(
+            headers={"User-Agent": "qiwi-gw"}, raise_for_status=False
+        ) as session:
+            app[keys.HTTP_CLIENT] = session
+            yield
+
+    return context
+
+
+async def _services(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    checker = AccountChecker(app[keys.HTTP_CLIENT], settings.check_url, settings.check_timeout)
+    app[keys.PAYMENTS] = Payments(
+        app[keys.POOL],
+        checker,
+        deliver_webhooks=settings.webhook.url is not None,
+        db_timeout=settings.database.timeout,
+    )
+    if settings.webhook.url is None:
+        yield
+        return
+    dispatcher = Dispatcher(
+        pool=app[keys.POOL],
+        settings=settings,
+        listen_dsn=settings.database.listen_dsn or app[keys.DSN],
+        http_client=app[keys.HTTP_CLIENT],
+    )
+    app[keys.DISPATCHER] = dispatcher
+    await dispatcher.start()
+    yield
+    await dispatcher.stop()

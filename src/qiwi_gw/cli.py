@@ -1,0 +1,52 @@
+"""``qiwi-gw <command>``: the operator's entry point. Errors are one line, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from qiwi_gw import __version__, logs, server
+from qiwi_gw.errors import QiwiGwError
+from qiwi_gw.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="qiwi-gw", description="QIWI provider-protocol gateway with webhooks."
+    )
+    parser.add_argument("--version", action="version", version=f"qiwi-gw {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("serve", help="run the gateway (HOST, PORT; embedded database if none set)")
+    commands.add_parser("migrate", help="apply pending database migrations and exit")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env(os.environ)
+    except QiwiGwError as exc:
+        print(f"qiwi-gw: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    logs.configure(debug=settings.debug, log_format=settings.log_format)
+    try:
+        if args.command == "serve":
+            server.serve(settings)
+        elif args.command == "migrate":
+            with server.database(settings) as dsn:
+                applied = server.migrate(dsn, settings.database.schema)
+            print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
+    except QiwiGwError as exc:
+        print(f"qiwi-gw: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 0
+    return 0

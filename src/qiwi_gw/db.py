@@ -1,0 +1,49 @@
+"""Connections to PostgreSQL: the pool for requests, single connections for LISTEN."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+
+from qiwi_gw.settings import DatabaseSettings
+
+# What a query against an unreachable, restarting or overloaded database raises.
+# Each of these means "try again later" (QIWI's code 1), never "the request was bad".
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    OSError,
+    asyncio.TimeoutError,
+)
+
+APPLICATION_NAME = "qiwi-gw"
+
+
+def server_settings(settings: DatabaseSettings) -> dict[str, str]:
+    return {"search_path": settings.schema, "application_name": APPLICATION_NAME}
+
+
+async def create_pool(settings: DatabaseSettings, dsn: str) -> asyncpg.Pool:
+    """A pool that opens connections lazily, so the gateway starts while the database is away."""
+    pool: asyncpg.Pool = await asyncpg.create_pool(
+        dsn,
+        min_size=0,
+        max_size=settings.pool_size,
+        timeout=settings.timeout,
+        command_timeout=settings.timeout,
+        server_settings=server_settings(settings),
+        # PgBouncer in transaction mode cannot keep prepared statements.
+        statement_cache_size=0 if settings.listen_dsn != settings.dsn else 100,
+    )
+    return pool
+
+
+async def connect(settings: DatabaseSettings, dsn: str) -> asyncpg.Connection:
+    connection: asyncpg.Connection = await asyncpg.connect(
+        dsn,
+        timeout=settings.timeout,
+        command_timeout=settings.timeout,
+        server_settings=server_settings(settings),
+    )
+    return connection

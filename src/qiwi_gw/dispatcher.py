@@ -1,0 +1,235 @@
+"""Delivers every stored payment to the merchant's webhook, at once and without limit.
+
+NOTIFY is a wake-up hint and the table is the truth: the loop wakes on a
+notification, on a completed delivery, or on the sweep timer, and each time
+claims whatever rows are due. A lost notification delays a delivery by one
+sweep interval at most; it never loses one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+import time
+from typing import Final
+
+import aiohttp
+import asyncpg
+
+from qiwi_gw import db
+from qiwi_gw.backoff import Breaker, retry_delay
+from qiwi_gw.db import DATABASE_ERRORS
+from qiwi_gw.listener import Listener
+from qiwi_gw.payments import describe
+from qiwi_gw.settings import Settings
+from qiwi_gw.store import attempts, transactions
+from qiwi_gw.store.transactions import DueRow
+from qiwi_gw.webhook import Delivery, WebhookSender
+
+logger = logging.getLogger(__name__)
+
+# A claim outlives the attempt's own timeout by this much, so a live owner always
+# finishes (and records) before anyone else may take the row.
+LEASE_MARGIN: Final = 10.0
+MAINTENANCE_INTERVAL: Final = 3600.0
+
+
+def channel_for(schema: str) -> str:
+    """The channel the migration's trigger notifies on."""
+    return f"qiwi_gw:{schema}"
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        *,
+        pool: asyncpg.Pool,
+        settings: Settings,
+        listen_dsn: str,
+        http_client: aiohttp.ClientSession,
+        owner: str | None = None,
+    ) -> None:
+        webhook = settings.webhook
+        assert webhook.url is not None
+        self._pool = pool
+        self._settings = webhook
+        self._db_timeout = settings.database.timeout
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self._sender = WebhookSender(
+            http_client,
+            webhook.url,
+            secret=webhook.secret,
+            timeout=webhook.timeout,
+            zone=settings.timezone,
+        )
+        self._lease = webhook.timeout + LEASE_MARGIN
+        self._breaker = Breaker(
+            probe_size=webhook.concurrency, minimum=webhook.retry_min, maximum=webhook.retry_max
+        )
+        self.listener = Listener(
+            lambda: db.connect(settings.database, listen_dsn),
+            channel_for(settings.database.schema),
+            on_notify=self.wake,
+            on_connect=self.wake,
+        )
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._saturated = False
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._next_maintenance = 0.0
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    async def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self.listener.run(), name="qiwi-gw-listener"),
+            asyncio.create_task(self._run(), name="qiwi-gw-dispatcher"),
+        ]
+        for task in self._tasks:
+            task.add_done_callback(_report_death)
+        logger.info("dispatcher %s started", self.owner)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def stop(self) -> None:
+        """Stop claiming, let deliveries in flight finish (up to the webhook timeout),
+        cancel the rest, and hand their rows back so another process can take them."""
+        self._stopping = True
+        self._wake.set()
+        main = self._tasks[1]
+        await asyncio.wait([main], timeout=self._db_timeout * 2)
+        if self._in_flight:
+            logger.info("waiting for %d deliveries in flight", len(self._in_flight))
+            _done, pending = await asyncio.wait(self._in_flight, timeout=self._settings.timeout)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        try:
+            async with self._pool.acquire(timeout=self._db_timeout) as connection:
+                released = await transactions.release_claims(connection, self.owner)
+        except DATABASE_ERRORS as exc:
+            logger.warning("could not release claims (they expire by themselves): %s", describe(exc))
+        else:
+            logger.info("dispatcher stopped; %d claims released", released)
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            try:
+                await self._maintain()
+                await self._claim_and_send()
+            except Exception:
+                # A bug must not stop deliveries for good: log it, try again next round.
+                logger.exception("dispatcher round failed")
+            await self._sleep()
+
+    async def _sleep(self) -> None:
+        timeout = self._settings.sweep_interval
+        until_round = self._breaker.seconds_until_round()
+        if until_round is not None:
+            timeout = min(timeout, until_round)
+        try:
+            async with asyncio.timeout(timeout):
+                await self._wake.wait()
+        except TimeoutError:
+            pass
+        self._wake.clear()
+
+    async def _claim_and_send(self) -> None:
+        allowed = self._breaker.budget(self._settings.concurrency - len(self._in_flight))
+        if allowed <= 0 or self._stopping:
+            return
+        try:
+            async with self._pool.acquire(timeout=self._db_timeout) as connection:
+                rows = await transactions.claim_due(connection, allowed, self._lease, self.owner)
+        except DATABASE_ERRORS as exc:
+            logger.warning("cannot claim due payments: %s", describe(exc))
+            return
+        self._breaker.started(len(rows))
+        self._saturated = len(rows) == allowed
+        for row in rows:
+            task = asyncio.create_task(self._deliver(row), name=f"qiwi-gw-deliver-{row.id}")
+            self._in_flight.add(task)
+            task.add_done_callback(self._delivery_done)
+
+    def _delivery_done(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        _report_death(task)
+        if self._saturated:
+            self._wake.set()
+
+    async def _deliver(self, row: DueRow) -> None:
+        delivery = await self._sender.send(row)
+        context = {"txn_id": row.code, "prv_txn": row.id, "attempt": delivery.record.attempt}
+        if delivery.delivered:
+            logger.info("webhook delivered", extra=context)
+        else:
+            logger.warning("webhook failed: %s", delivery.record.summary, extra=context)
+        await self._record(row, delivery)
+        if self._breaker.record(delivery.delivered):
+            await self._end_outage()
+
+    async def _record(self, row: DueRow, delivery: Delivery) -> None:
+        try:
+            async with self._pool.acquire(timeout=self._db_timeout) as connection:
+                if delivery.delivered:
+                    await transactions.record_delivered(connection, delivery.record)
+                else:
+                    delay = retry_delay(
+                        delivery.record.attempt, self._settings.retry_min, self._settings.retry_max
+                    )
+                    await transactions.record_failed(
+                        connection, delivery.record, delay, self.owner
+                    )
+        except DATABASE_ERRORS as exc:
+            # The claim expires and the row is sent again: at-least-once, never lost.
+            logger.error(
+                "cannot record webhook attempt: %s",
+                describe(exc),
+                extra={"txn_id": row.code, "prv_txn": row.id},
+            )
+
+    async def _end_outage(self) -> None:
+        try:
+            async with self._pool.acquire(timeout=self._db_timeout) as connection:
+                count = await transactions.make_backed_off_due(connection)
+        except DATABASE_ERRORS as exc:
+            logger.warning("cannot reschedule backed-off payments: %s", describe(exc))
+            return
+        if count:
+            logger.info("webhook backend is back: %d backed-off payments are due now", count)
+        self._wake.set()
+
+    async def _maintain(self) -> None:
+        now = time.monotonic()
+        if now < self._next_maintenance:
+            return
+        self._next_maintenance = now + MAINTENANCE_INTERVAL
+        try:
+            async with self._pool.acquire(timeout=self._db_timeout) as connection:
+                pruned = await attempts.prune_delivered(
+                    connection, self._settings.attempt_retention_days
+                )
+        except DATABASE_ERRORS as exc:
+            logger.warning("cannot prune webhook attempts: %s", describe(exc))
+            self._next_maintenance = now + self._settings.sweep_interval
+            return
+        if pruned:
+            logger.info("pruned %d webhook attempts of delivered payments", pruned)
+
+
+def _report_death(task: asyncio.Task[None]) -> None:
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None:
+        logger.error("task %s died", task.get_name(), exc_info=exc)

@@ -1,0 +1,36 @@
+"""A private PostgreSQL for running without a configured database.
+
+``pgserver`` ships the server binaries in its wheel, so a fresh machine needs
+nothing installed. The data directory persists, so payments survive restarts.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+@contextmanager
+def embedded_postgres(data_dir: Path) -> Iterator[str]:
+    """Start (or join) the server whose data is under ``data_dir``; yield its DSN."""
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI): harmless here.
+        warnings.simplefilter("ignore")
+        import pgserver
+
+    pgdata = (data_dir / "pgdata").resolve()
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    logger.info("no database configured: starting embedded PostgreSQL with data in %s", pgdata)
+    server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    try:
+        dsn: str = server.get_uri()
+        logger.info("embedded PostgreSQL is ready at %s", dsn)
+        yield dsn
+    finally:
+        server.cleanup()
+        logger.info("embedded PostgreSQL stopped")

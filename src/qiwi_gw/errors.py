@@ -1,0 +1,27 @@
+"""The package's exceptions: one base, translated at each boundary.
+
+To QIWI an error becomes a result code in XML (see ``protocol``); to an operator
+it becomes one line on stderr (see ``cli``). Nothing here reaches a client as a
+traceback.
+"""
+
+
+class QiwiGwError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class ConfigError(QiwiGwError):
+    """A setting is missing or malformed; the message names the variable."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+        self.problem = problem
+
+
+class DatabaseUnavailable(QiwiGwError):
+    """The database could not be reached or did not answer in time."""
+
+
+class BackendUnavailable(QiwiGwError):
+    """The merchant's backend did not answer (no connection or a timeout)."""

@@ -1,0 +1,117 @@
+"""HTTP endpoints: ``/payment`` for QIWI, ``/healthz`` and ``/readyz`` for the platform."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import hdrs, web
+
+from qiwi_gw import access, keys
+from qiwi_gw.db import DATABASE_ERRORS
+from qiwi_gw.errors import BackendUnavailable, DatabaseUnavailable
+from qiwi_gw.incoming import Incoming, read_incoming
+from qiwi_gw.payments import describe
+from qiwi_gw.protocol import Answer, Limits, ProtocolError, ResultCode, parse_command
+
+logger = logging.getLogger(__name__)
+
+XML_CONTENT_TYPE = "text/xml"
+_ALLOWED_METHODS = ("GET", "POST")
+
+
+def xml_response(answer: Answer, status: int = 200) -> web.Response:
+    return web.Response(
+        text=answer.to_xml(), status=status, content_type=XML_CONTENT_TYPE, charset="utf-8"
+    )
+
+
+async def payment(request: web.Request) -> web.StreamResponse:
+    settings = request.app[keys.SETTINGS]
+    ip = access.client_ip(
+        request.remote, request.headers.get(hdrs.X_FORWARDED_FOR), settings.trusted_proxies
+    )
+    incoming = await read_incoming(request, ip)
+    rejection = _access_rejection(request, ip)
+    if rejection is not None:
+        await _log_quietly(request, incoming)
+        return rejection
+    if request.method not in _ALLOWED_METHODS:
+        await _log_quietly(request, incoming)
+        answer = Answer(result=ResultCode.OTHER, comment=f"method {request.method} not allowed")
+        response = xml_response(answer, status=405)
+        response.headers[hdrs.ALLOW] = ", ".join(_ALLOWED_METHODS)
+        return response
+    txn_id = _echoed_txn_id(incoming)
+    try:
+        if incoming.error is not None:
+            raise incoming.error
+        limits = Limits(settings.account_pattern, settings.min_sum, settings.max_sum)
+        command = parse_command(incoming.pairs, limits)
+    except ProtocolError as error:
+        await _log_quietly(request, incoming)
+        logger.info("rejected request: %s", error, extra={"txn_id": txn_id})
+        return xml_response(Answer.from_error(error, txn_id))
+    try:
+        answer = await request.app[keys.PAYMENTS].handle(command, incoming.entry)
+    except ProtocolError as error:
+        answer = Answer.from_error(error, txn_id)
+    except DatabaseUnavailable as error:
+        logger.warning("database unavailable, answering 1: %s", error, extra={"txn_id": txn_id})
+        answer = Answer(ResultCode.TEMPORARY, "temporary error: database unavailable", txn_id)
+    except BackendUnavailable:
+        answer = Answer(ResultCode.TEMPORARY, "temporary error: backend unavailable", txn_id)
+    return xml_response(answer)
+
+
+def _access_rejection(request: web.Request, ip: str | None) -> web.Response | None:
+    settings = request.app[keys.SETTINGS]
+    if not access.is_allowed(ip, settings.allowed_networks):
+        logger.warning("refused caller %s: not in QIWI_ALLOWED_IPS", ip)
+        return web.Response(status=403, text="403: Forbidden\n")
+    if settings.auth_username is not None and settings.auth_password is not None:
+        header = request.headers.get(hdrs.AUTHORIZATION)
+        if not access.basic_auth_matches(header, settings.auth_username, settings.auth_password):
+            logger.warning("refused caller %s: Basic authentication failed", ip)
+            return web.Response(
+                status=401,
+                text="401: Unauthorized\n",
+                headers={hdrs.WWW_AUTHENTICATE: 'Basic realm="qiwi-gw", charset="UTF-8"'},
+            )
+    return None
+
+
+def _echoed_txn_id(incoming: Incoming) -> str | None:
+    """QIWI matches answers by ``osmp_txn_id``: echo what it sent, whatever it is."""
+    for name, value in incoming.pairs:
+        if name == "txn_id":
+            return value[:40]
+    return None
+
+
+async def _log_quietly(request: web.Request, incoming: Incoming) -> None:
+    """Log a rejected request; its answer does not depend on the database, so a
+    failure here is reported in the logs and does not change the answer."""
+    try:
+        await request.app[keys.PAYMENTS].log(incoming.entry)
+    except DatabaseUnavailable as error:
+        logger.warning("could not log a rejected request: %s", error)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.Response(text="ok\n")
+
+
+READY_QUERY = "SELECT migration_id FROM _yoyo_migration"
+
+
+async def readyz(request: web.Request) -> web.Response:
+    settings = request.app[keys.SETTINGS]
+    try:
+        async with request.app[keys.POOL].acquire(timeout=settings.database.timeout) as connection:
+            applied = {row["migration_id"] for row in await connection.fetch(READY_QUERY)}
+    except DATABASE_ERRORS as exc:
+        return web.Response(status=503, text=f"database unavailable: {describe(exc)}\n")
+    missing = [m for m in request.app[keys.EXPECTED_MIGRATIONS] if m not in applied]
+    if missing:
+        return web.Response(status=503, text=f"schema not current: missing {', '.join(missing)}\n")
+    return web.Response(text="ready\n")

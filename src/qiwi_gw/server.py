@@ -1,0 +1,66 @@
+"""``serve`` and ``migrate``: find the database, bring its schema up to date, run."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from aiohttp import web
+from yoyo.exceptions import LockTimeout
+
+from qiwi_gw import migrations
+from qiwi_gw.app import create_app
+from qiwi_gw.embedded import embedded_postgres
+from qiwi_gw.errors import DatabaseUnavailable
+from qiwi_gw.settings import Settings, mask_dsn
+
+logger = logging.getLogger(__name__)
+
+# Compose starts the database and the gateway together: wait for it this long.
+STARTUP_WAIT = 60.0
+SHUTDOWN_TIMEOUT = 20.0
+
+
+@contextmanager
+def database(settings: Settings) -> Iterator[str]:
+    """The configured database's DSN, or a started embedded server's."""
+    if settings.database.dsn is not None:
+        logger.info("database: %s (schema %s)", mask_dsn(settings.database.dsn), settings.database.schema)
+        yield settings.database.dsn
+        return
+    with embedded_postgres(settings.database.data_dir) as dsn:
+        yield dsn
+
+
+def migrate(dsn: str, schema: str, *, wait: float = 0.0) -> list[str]:
+    """Apply pending migrations, retrying while the database is not up yet."""
+    deadline = time.monotonic() + wait
+    delay = 0.5
+    while True:
+        try:
+            return migrations.apply(dsn, schema)
+        except (psycopg.OperationalError, LockTimeout) as exc:
+            if time.monotonic() + delay > deadline:
+                first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise DatabaseUnavailable(f"cannot migrate {mask_dsn(dsn)}: {first_line}") from None
+            logger.warning("database not ready (%s); retrying in %.1f s", type(exc).__name__, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def serve(settings: Settings) -> None:
+    with database(settings) as dsn:
+        migrate(dsn, settings.database.schema, wait=STARTUP_WAIT)
+        app = create_app(settings, dsn)
+        logger.info("listening on %s:%d", settings.host, settings.port)
+        web.run_app(
+            app,
+            host=settings.host,
+            port=settings.port,
+            print=None,
+            shutdown_timeout=SHUTDOWN_TIMEOUT,
+            access_log=logging.getLogger("aiohttp.access"),
+        )

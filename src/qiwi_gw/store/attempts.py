@@ -1,0 +1,50 @@
+"""``qiwi_webhook_attempt``: one row per webhook attempt, so an operator sees why a row is stuck."""
+
+from __future__ import annotations
+
+import asyncpg
+
+INSERT = """
+INSERT INTO qiwi_webhook_attempt
+    (transaction_id, attempt, started_at, duration_ms, http_status, error, response_excerpt)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+"""
+
+# Bounded batches keep the delete's locks short on a large table.
+PRUNE_DELIVERED = """
+DELETE FROM qiwi_webhook_attempt
+WHERE id IN (
+    SELECT a.id
+    FROM qiwi_webhook_attempt a
+    JOIN qiwi_transaction t ON t.id = a.transaction_id
+    WHERE t.status = 1 AND a.started_at < now() - make_interval(days => $1)
+    LIMIT $2
+)
+"""
+
+SELECT_FOR_TRANSACTION = """
+SELECT attempt, started_at, duration_ms, http_status, error, response_excerpt
+FROM qiwi_webhook_attempt
+WHERE transaction_id = $1
+ORDER BY attempt
+"""
+
+
+async def prune_delivered(
+    connection: asyncpg.Connection | asyncpg.Pool, days: int, batch: int = 5000
+) -> int:
+    """Delete attempts of delivered rows older than ``days``; return how many went."""
+    total = 0
+    while True:
+        status: str = await connection.execute(PRUNE_DELIVERED, days, batch)
+        deleted = int(status.rsplit(" ", 1)[1])
+        total += deleted
+        if deleted < batch:
+            return total
+
+
+async def for_transaction(
+    connection: asyncpg.Connection | asyncpg.Pool, transaction_id: int
+) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await connection.fetch(SELECT_FOR_TRANSACTION, transaction_id)
+    return rows

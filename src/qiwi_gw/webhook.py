@@ -1,0 +1,104 @@
+"""One webhook call: the contract's JSON, Standard Webhooks signature, the outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import aiohttp
+from standardwebhooks import Webhook
+
+from qiwi_gw.store.transactions import AttemptRecord, DueRow
+
+EXCERPT_BYTES = 512
+
+
+def payload(row: DueRow, zone: ZoneInfo) -> bytes:
+    """The body the original image sent; ``created_at`` is stored as naive UTC."""
+    created = row.created_at.replace(tzinfo=UTC).astimezone(zone)
+    return json.dumps(
+        {
+            "id": str(row.id),
+            "account": row.account,
+            "code": row.code,
+            "sum": float(row.sum),
+            "created_at": created.strftime("%Y-%m-%d %H:%M:%S"),
+        },
+        ensure_ascii=False,
+    ).encode()
+
+
+def message_id(row: DueRow) -> str:
+    """Stable across retries, so the backend can de-duplicate by it as well as by code."""
+    return f"qiwi_txn_{row.code}"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    record: AttemptRecord
+    delivered: bool
+
+
+class WebhookSender:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        url: str,
+        *,
+        secret: str | None,
+        timeout: float,
+        zone: ZoneInfo,
+    ) -> None:
+        self._session = session
+        self._url = url
+        self._signer = Webhook(secret) if secret else None
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._zone = zone
+
+    def headers(self, row: DueRow, body: bytes, now: datetime) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        if self._signer is not None:
+            msg_id = message_id(row)
+            headers["webhook-id"] = msg_id
+            headers["webhook-timestamp"] = str(int(now.timestamp()))
+            headers["webhook-signature"] = self._signer.sign(msg_id, now, body.decode())
+        return headers
+
+    async def send(self, row: DueRow) -> Delivery:
+        """Never raises for the backend's failures: they are outcomes to record."""
+        body = payload(row, self._zone)
+        started_at = datetime.now(UTC)
+        started = time.perf_counter()
+        status: int | None = None
+        error: str | None = None
+        excerpt: str | None = None
+        try:
+            async with self._session.post(
+                self._url,
+                data=body,
+                headers=self.headers(row, body, started_at),
+                timeout=self._timeout,
+                allow_redirects=False,
+            ) as response:
+                status = response.status
+                raw = await response.content.read(EXCERPT_BYTES)
+                excerpt = raw.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+        except asyncio.TimeoutError:
+            error = f"timeout after {self._timeout.total:g} s"
+        except aiohttp.ClientError as exc:
+            error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+        duration_ms = round((time.perf_counter() - started) * 1000)
+        record = AttemptRecord(
+            transaction_id=row.id,
+            attempt=row.attempts + 1,
+            started_at=started_at,
+            duration_ms=duration_ms,
+            http_status=status,
+            error=error,
+            response_excerpt=excerpt,
+        )
+        return Delivery(record=record, delivered=status is not None and 200 <= status < 300)
