@@ -44,14 +44,14 @@ def ensure_schema(dsn: str, schema: str) -> None:
         )
 
 
-def apply(dsn: str, schema: str) -> list[str]:
-    """Apply every pending migration; return the ids applied."""
+def apply(dsn: str, schema: str, limit: int | None = None) -> list[str]:
+    """Apply pending migrations (the first ``limit`` of them, or all); return their ids."""
     ensure_schema(dsn, schema)
     backend = get_backend(_yoyo_url(dsn, schema))
     migrations = read_migrations(str(migrations_dir()))
     try:
         with backend.lock(timeout=LOCK_TIMEOUT):
-            pending = backend.to_apply(migrations)
+            pending = backend.to_apply(migrations)[:limit]
             backend.apply_migrations(pending)
     finally:
         backend.connection.close()

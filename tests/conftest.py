@@ -1,0 +1,145 @@
+"""Shared fixtures: a real PostgreSQL, a migrated template, a fresh database per test.
+
+The server is ``TEST_DATABASE_URL`` when set, else an embedded one (pgserver) in a
+temporary directory, so the suite needs nothing installed beyond the project.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+import psycopg
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from psycopg import sql
+
+from qiwi_gw import migrations
+from qiwi_gw.app import create_app
+from qiwi_gw.settings import Settings
+
+ClientFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
+
+
+def with_database(dsn: str, name: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="session")
+def server_dsn() -> Iterator[str]:
+    configured = os.environ.get("TEST_DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver
+    with tempfile.TemporaryDirectory(prefix="qiwi-gw-test-") as directory:
+        server = pgserver.get_server(Path(directory) / "pgdata", cleanup_mode="delete")
+        try:
+            yield server.get_uri()
+        finally:
+            server.cleanup()
+
+
+def _admin(dsn: str) -> psycopg.Connection[Any]:
+    return psycopg.connect(dsn, autocommit=True)
+
+
+@pytest.fixture(scope="session")
+def template_database(server_dsn: str) -> Iterator[str]:
+    """Migrated once; every test's database is a copy of it."""
+    name = f"qiwi_gw_tpl_{secrets.token_hex(4)}"
+    with _admin(server_dsn) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        migrations.apply(with_database(server_dsn, name), "public")
+        yield name
+    finally:
+        with _admin(server_dsn) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+def create_database(server_dsn: str, template: str | None) -> str:
+    name = f"qiwi_gw_t_{secrets.token_hex(6)}"
+    statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if template is not None:
+        statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+    with _admin(server_dsn) as admin:
+        admin.execute(statement)
+    return name
+
+
+def drop_database(server_dsn: str, name: str) -> None:
+    with _admin(server_dsn) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def database_dsn(server_dsn: str, template_database: str) -> Iterator[str]:
+    """A migrated database of this test's own."""
+    name = create_database(server_dsn, template_database)
+    try:
+        yield with_database(server_dsn, name)
+    finally:
+        drop_database(server_dsn, name)
+
+
+@pytest.fixture
+def empty_database_dsn(server_dsn: str) -> Iterator[str]:
+    """A database with no tables, for migration tests."""
+    name = create_database(server_dsn, None)
+    try:
+        yield with_database(server_dsn, name)
+    finally:
+        drop_database(server_dsn, name)
+
+
+@pytest.fixture
+def make_settings(database_dsn: str) -> Callable[..., Settings]:
+    """Settings as the environment would give them, on this test's database."""
+
+    def make(**env: str) -> Settings:
+        return Settings.from_env({"DATABASE_URL": database_dsn, **env})
+
+    return make
+
+
+@pytest.fixture
+async def make_client(
+    aiohttp_client: Any, database_dsn: str
+) -> AsyncIterator[ClientFactory]:
+    """Start the gateway app on this test's database; ``env`` as in the environment."""
+
+    async def make(
+        http_client: aiohttp.ClientSession | None = None, **env: str
+    ) -> TestClient[web.Request, web.Application]:
+        settings = Settings.from_env({"DATABASE_URL": database_dsn, **env})
+        app = create_app(settings, database_dsn, http_client=http_client)
+        client: TestClient[web.Request, web.Application] = await aiohttp_client(app)
+        return client
+
+    yield make
+
+
+@pytest.fixture
+async def db(database_dsn: str) -> AsyncIterator[Any]:
+    """A direct connection to this test's database, for setting up and checking rows."""
+    import asyncpg
+
+    connection = await asyncpg.connect(database_dsn)
+    try:
+        yield connection
+    finally:
+        await connection.close()
