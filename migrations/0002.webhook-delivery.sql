@@ -2,9 +2,11 @@
 -- Webhook delivery state. The table is the queue: a row with status 0 and a
 -- due next_attempt_at is work; NOTIFY only says "look now".
 
+-- next_attempt_at defaults to "now" so that rows written without it (by the
+-- original image, or by hand) are due at once rather than never.
 ALTER TABLE qiwi_transaction
     ADD COLUMN attempts integer NOT NULL DEFAULT 0,
-    ADD COLUMN next_attempt_at timestamptz,
+    ADD COLUMN next_attempt_at timestamptz DEFAULT now(),
     ADD COLUMN last_attempt_at timestamptz,
     ADD COLUMN last_error text,
     ADD COLUMN delivered_at timestamptz,

@@ -42,9 +42,9 @@ def server_dsn() -> Iterator[str]:
         return
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        import pgserver
+        from pgserver.postgres_server import get_server
     with tempfile.TemporaryDirectory(prefix="qiwi-gw-test-") as directory:
-        server = pgserver.get_server(Path(directory) / "pgdata", cleanup_mode="delete")
+        server = get_server(Path(directory) / "pgdata", cleanup_mode="delete")
         try:
             yield server.get_uri()
         finally:
@@ -83,7 +83,9 @@ def create_database(server_dsn: str, template: str | None) -> str:
 
 def drop_database(server_dsn: str, name: str) -> None:
     with _admin(server_dsn) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        admin.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
 
 
 @pytest.fixture
@@ -107,19 +109,7 @@ def empty_database_dsn(server_dsn: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def make_settings(database_dsn: str) -> Callable[..., Settings]:
-    """Settings as the environment would give them, on this test's database."""
-
-    def make(**env: str) -> Settings:
-        return Settings.from_env({"DATABASE_URL": database_dsn, **env})
-
-    return make
-
-
-@pytest.fixture
-async def make_client(
-    aiohttp_client: Any, database_dsn: str
-) -> AsyncIterator[ClientFactory]:
+def make_client(aiohttp_client: Any, database_dsn: str) -> ClientFactory:
     """Start the gateway app on this test's database; ``env`` as in the environment."""
 
     async def make(
@@ -130,7 +120,7 @@ async def make_client(
         client: TestClient[web.Request, web.Application] = await aiohttp_client(app)
         return client
 
-    yield make
+    return make
 
 
 @pytest.fixture

@@ -77,7 +77,7 @@ async def test_backend_too_slow_is_temporary(make_client: ClientFactory) -> None
         ({"status": 200}, "0"),
         ({"status": 404}, "5"),
         ({"exception": aiohttp.ClientConnectionError("refused")}, "1"),
-        ({"exception": asyncio.TimeoutError()}, "1"),
+        ({"exception": TimeoutError()}, "1"),
     ],
 )
 async def test_four_outcomes_with_a_mocked_backend(

@@ -71,4 +71,3 @@ async def test_answers_1_while_down_and_recovers(
         assert await fresh.fetchval("SELECT count(*) FROM qiwi_transaction") == 1
     finally:
         await fresh.close()
-

@@ -6,7 +6,7 @@ import asyncio
 import base64
 import json
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -27,7 +27,9 @@ async def count(db: Any, table: str) -> int:
     return value
 
 
-async def test_pay_stores_the_payment_and_answers_its_id(make_client: ClientFactory, db: Any) -> None:
+async def test_pay_stores_the_payment_and_answers_its_id(
+    make_client: ClientFactory, db: Any
+) -> None:
     client = await make_client()
     response = await client.get("/payment", params={**PAY, "ccy": "RUB", "data1": "x"})
     assert response.status == 200
@@ -207,12 +209,16 @@ async def test_invalid_utf8_is_a_fatal_error_not_a_crash(
 
 async def test_nul_bytes_are_rejected_and_still_logged(make_client: ClientFactory, db: Any) -> None:
     client = await make_client()
-    response = await client.get("/payment?command=pay&txn_id=1&txn_date=20261129120000&account=a%00b&sum=1.00")
+    response = await client.get(
+        "/payment?command=pay&txn_id=1&txn_date=20261129120000&account=a%00b&sum=1.00"
+    )
     assert (await result_of(response))["result"] == "4"
     assert await count(db, "qiwi_http_log") == 1
 
 
-async def test_a_body_over_the_limit_is_refused_with_xml(make_client: ClientFactory, db: Any) -> None:
+async def test_a_body_over_the_limit_is_refused_with_xml(
+    make_client: ClientFactory, db: Any
+) -> None:
     client = await make_client()
     body = "command=check&txn_id=1&sum=1.00&account=" + "a" * 100_000
     response = await client.post(
@@ -244,14 +250,16 @@ async def test_check_and_get_info_accept_any_account_without_a_check_url(
         )
     )
     assert check == {"osmp_txn_id": "7", "result": "0", "comment": "OK"}
-    info = await result_of(await client.get("/payment", params={"command": "getInfo", "account": "1"}))
+    info = await result_of(
+        await client.get("/payment", params={"command": "getInfo", "account": "1"})
+    )
     assert info == {"result": "0", "comment": "OK"}
     assert await count(db, "qiwi_transaction") == 0
     assert await count(db, "qiwi_http_log") == 2
 
 
 class TestBasicAuth:
-    ENV = {"HTTP_AUTH_USERNAME": "qiwi", "HTTP_AUTH_PASSWORD": "s3cr:et"}
+    ENV: ClassVar[dict[str, str]] = {"HTTP_AUTH_USERNAME": "qiwi", "HTTP_AUTH_PASSWORD": "s3cr:et"}
 
     @staticmethod
     def header(user: str, password: str) -> dict[str, str]:
@@ -302,7 +310,9 @@ class TestBasicAuth:
 
 
 class TestAllowedIps:
-    async def test_callers_outside_the_list_get_403(self, make_client: ClientFactory, db: Any) -> None:
+    async def test_callers_outside_the_list_get_403(
+        self, make_client: ClientFactory, db: Any
+    ) -> None:
         client = await make_client(QIWI_ALLOWED_IPS="79.142.16.0/20")
         response = await client.get("/payment", params=PAY)
         assert response.status == 403

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import aiohttp
 from yarl import URL
 
-from qiwi_gw.errors import BackendUnavailable
+from qiwi_gw.errors import BackendUnavailableError
 from qiwi_gw.settings import mask_url
 
 logger = logging.getLogger(__name__)
@@ -21,7 +20,7 @@ class AccountChecker:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
 
     async def account_exists(self, account: str) -> bool:
-        """200 means yes, any other status no; raise ``BackendUnavailable`` on no answer.
+        """200 means yes, any other status no; raise ``BackendUnavailableError`` on no answer.
 
         Redirects are not followed: a 3xx is "another status", as the contract says.
         """
@@ -33,10 +32,10 @@ class AccountChecker:
                 url, timeout=self._timeout, allow_redirects=False
             ) as response:
                 status = response.status
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             logger.warning(
                 "check URL %s unreachable: %s", mask_url(str(self._url)), type(exc).__name__
             )
-            raise BackendUnavailable(str(exc)) from None
+            raise BackendUnavailableError(str(exc)) from None
         logger.debug("check URL answered %d", status)
         return status == 200

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from qiwi_gw.settings import DatabaseSettings
 
@@ -18,6 +19,10 @@ DATABASE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 APPLICATION_NAME = "qiwi-gw"
+
+# What the store's functions run their statements on: a pool (one statement, any
+# connection), a connection of the pool, or a connection of its own.
+Executor = asyncpg.Pool | PoolConnectionProxy | asyncpg.Connection
 
 
 def server_settings(settings: DatabaseSettings) -> dict[str, str]:

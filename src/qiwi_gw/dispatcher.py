@@ -81,6 +81,8 @@ class Dispatcher:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._next_maintenance = 0.0
+        # When the earliest retry this process scheduled falls due (monotonic clock).
+        self._next_retry_at = float("inf")
 
     @property
     def in_flight(self) -> int:
@@ -118,7 +120,9 @@ class Dispatcher:
             async with self._pool.acquire(timeout=self._db_timeout) as connection:
                 released = await transactions.release_claims(connection, self.owner)
         except DATABASE_ERRORS as exc:
-            logger.warning("could not release claims (they expire by themselves): %s", describe(exc))
+            logger.warning(
+                "could not release claims (they expire by themselves): %s", describe(exc)
+            )
         else:
             logger.info("dispatcher stopped; %d claims released", released)
 
@@ -133,7 +137,8 @@ class Dispatcher:
             await self._sleep()
 
     async def _sleep(self) -> None:
-        timeout = self._settings.sweep_interval
+        now = time.monotonic()
+        timeout = min(self._settings.sweep_interval, max(0.0, self._next_retry_at - now))
         until_round = self._breaker.seconds_until_round()
         if until_round is not None:
             timeout = min(timeout, until_round)
@@ -143,6 +148,8 @@ class Dispatcher:
         except TimeoutError:
             pass
         self._wake.clear()
+        if self._next_retry_at <= time.monotonic():
+            self._next_retry_at = float("inf")
 
     async def _claim_and_send(self) -> None:
         allowed = self._breaker.budget(self._settings.concurrency - len(self._in_flight))
@@ -187,9 +194,11 @@ class Dispatcher:
                     delay = retry_delay(
                         delivery.record.attempt, self._settings.retry_min, self._settings.retry_max
                     )
-                    await transactions.record_failed(
-                        connection, delivery.record, delay, self.owner
-                    )
+                    await transactions.record_failed(connection, delivery.record, delay, self.owner)
+                    retry_at = time.monotonic() + delay
+                    if retry_at < self._next_retry_at:
+                        self._next_retry_at = retry_at
+                        self._wake.set()  # the loop is asleep on a longer timeout
         except DATABASE_ERRORS as exc:
             # The claim expires and the row is sent again: at-least-once, never lost.
             logger.error(

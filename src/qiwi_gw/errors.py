@@ -19,9 +19,9 @@ class ConfigError(QiwiGwError):
         self.problem = problem
 
 
-class DatabaseUnavailable(QiwiGwError):
+class DatabaseUnavailableError(QiwiGwError):
     """The database could not be reached or did not answer in time."""
 
 
-class BackendUnavailable(QiwiGwError):
+class BackendUnavailableError(QiwiGwError):
     """The merchant's backend did not answer (no connection or a timeout)."""

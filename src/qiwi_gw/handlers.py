@@ -8,7 +8,7 @@ from aiohttp import hdrs, web
 
 from qiwi_gw import access, keys
 from qiwi_gw.db import DATABASE_ERRORS
-from qiwi_gw.errors import BackendUnavailable, DatabaseUnavailable
+from qiwi_gw.errors import BackendUnavailableError, DatabaseUnavailableError
 from qiwi_gw.incoming import Incoming, read_incoming
 from qiwi_gw.payments import describe
 from qiwi_gw.protocol import Answer, Limits, ProtocolError, ResultCode, parse_command
@@ -55,10 +55,10 @@ async def payment(request: web.Request) -> web.StreamResponse:
         answer = await request.app[keys.PAYMENTS].handle(command, incoming.entry)
     except ProtocolError as error:
         answer = Answer.from_error(error, txn_id)
-    except DatabaseUnavailable as error:
+    except DatabaseUnavailableError as error:
         logger.warning("database unavailable, answering 1: %s", error, extra={"txn_id": txn_id})
         answer = Answer(ResultCode.TEMPORARY, "temporary error: database unavailable", txn_id)
-    except BackendUnavailable:
+    except BackendUnavailableError:
         answer = Answer(ResultCode.TEMPORARY, "temporary error: backend unavailable", txn_id)
     return xml_response(answer)
 
@@ -93,7 +93,7 @@ async def _log_quietly(request: web.Request, incoming: Incoming) -> None:
     failure here is reported in the logs and does not change the answer."""
     try:
         await request.app[keys.PAYMENTS].log(incoming.entry)
-    except DatabaseUnavailable as error:
+    except DatabaseUnavailableError as error:
         logger.warning("could not log a rejected request: %s", error)
 
 

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import aiohttp
 import asyncpg
 from aiohttp import web
 
+from qiwi_gw.dispatcher import Dispatcher
+from qiwi_gw.payments import Payments
 from qiwi_gw.settings import Settings
-
-if TYPE_CHECKING:
-    from qiwi_gw.dispatcher import Dispatcher
-    from qiwi_gw.payments import Payments
 
 SETTINGS = web.AppKey("settings", Settings)
 DSN = web.AppKey("dsn", str)
 POOL = web.AppKey("pool", asyncpg.Pool)
 HTTP_CLIENT = web.AppKey("http_client", aiohttp.ClientSession)
-PAYMENTS = web.AppKey("payments", "Payments")
-DISPATCHER = web.AppKey("dispatcher", "Dispatcher")
+PAYMENTS = web.AppKey("payments", Payments)
+DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 EXPECTED_MIGRATIONS = web.AppKey("expected_migrations", list[str])

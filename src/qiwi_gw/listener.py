@@ -49,7 +49,9 @@ class Listener:
                 connection = await self._connect()
             except DATABASE_ERRORS as exc:
                 delay = min(RECONNECT_MAX, max(RECONNECT_MIN, delay * 2))
-                logger.warning("listener cannot connect (%s); retrying in %.2f s", describe(exc), delay)
+                logger.warning(
+                    "listener cannot connect (%s); retrying in %.2f s", describe(exc), delay
+                )
                 # Full jitter: replicas that lost the database together do not return together.
                 await asyncio.sleep(random.uniform(0, delay))
                 continue
@@ -85,7 +87,5 @@ class Listener:
                     logger.warning("listener probe failed: %s", describe(exc))
                     return
 
-    def _notified(
-        self, _connection: object, _pid: int, _channel: str, _payload: object
-    ) -> None:
+    def _notified(self, _connection: object, _pid: int, _channel: str, _payload: object) -> None:
         self._on_notify()

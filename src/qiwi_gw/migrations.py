@@ -39,9 +39,7 @@ def _yoyo_url(dsn: str, schema: str) -> str:
 
 def ensure_schema(dsn: str, schema: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as connection:
-        connection.execute(
-            sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
-        )
+        connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
 
 
 def apply(dsn: str, schema: str, limit: int | None = None) -> list[str]:

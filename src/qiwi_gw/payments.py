@@ -1,6 +1,6 @@
 """What each QIWI command does to the database and the merchant's backend.
 
-Database failures become ``DatabaseUnavailable``, which the handler answers with
+Database failures become ``DatabaseUnavailableError``, which the handler answers with
 code 1: QIWI repeats the call later, and a repeated ``pay`` is idempotent.
 """
 
@@ -12,7 +12,7 @@ import asyncpg
 
 from qiwi_gw.checker import AccountChecker
 from qiwi_gw.db import DATABASE_ERRORS
-from qiwi_gw.errors import DatabaseUnavailable
+from qiwi_gw.errors import DatabaseUnavailableError
 from qiwi_gw.protocol import Answer, Check, Command, GetInfo, Pay, ProtocolError, ResultCode
 from qiwi_gw.store import http_log, transactions
 from qiwi_gw.store.http_log import HttpLogEntry
@@ -37,7 +37,7 @@ class Payments:
         self._db_timeout = db_timeout
 
     async def handle(self, command: Command, entry: HttpLogEntry) -> Answer:
-        """Raise ``DatabaseUnavailable``, ``BackendUnavailable`` or ``ProtocolError``."""
+        """Raise ``DatabaseUnavailableError``, ``BackendUnavailableError`` or ``ProtocolError``."""
         if isinstance(command, Pay):
             return await self.pay(command, entry)
         await self.log(entry)
@@ -61,13 +61,13 @@ class Payments:
                     else await transactions.get_by_code(connection, pay.txn_id)
                 )
         except DATABASE_ERRORS as exc:
-            raise DatabaseUnavailable(describe(exc)) from exc
+            raise DatabaseUnavailableError(describe(exc)) from exc
         if new_id is not None:
             logger.info("payment stored", extra={"txn_id": pay.txn_id, "prv_txn": new_id})
             return _paid(pay, new_id)
         if stored is None:
             # The conflicting row is gone: only an operator's DELETE does that.
-            raise DatabaseUnavailable(f"txn_id {pay.txn_id} conflicted but is not stored")
+            raise DatabaseUnavailableError(f"txn_id {pay.txn_id} conflicted but is not stored")
         if stored.account != pay.account or stored.sum != pay.sum:
             logger.warning(
                 "txn_id repeated with another account or sum", extra={"txn_id": pay.txn_id}
@@ -83,7 +83,7 @@ class Payments:
             async with self._pool.acquire(timeout=self._db_timeout) as connection:
                 await http_log.insert(connection, entry)
         except DATABASE_ERRORS as exc:
-            raise DatabaseUnavailable(describe(exc)) from exc
+            raise DatabaseUnavailableError(describe(exc)) from exc
 
 
 def _paid(pay: Pay, prv_txn: int) -> Answer:

@@ -100,7 +100,9 @@ def parse_command(pairs: list[tuple[str, str]], limits: Limits) -> Command:
     if command == "check":
         txn_id = _txn_id(params)
         amount = _sum(params, limits)
-        return Check(txn_id=txn_id, account=_account(params, limits), sum=amount, **_optional(params))
+        return Check(
+            txn_id=txn_id, account=_account(params, limits), sum=amount, **_optional(params)
+        )
     if command == "pay":
         txn_id = _txn_id(params)
         txn_date = _txn_date(params)
@@ -120,7 +122,9 @@ def _single_values(pairs: list[tuple[str, str]]) -> dict[str, str]:
     params: dict[str, str] = {}
     for name, value in pairs:
         if name in params and params[name] != value:
-            raise ProtocolError(ResultCode.OTHER, f"parameter repeated with different values: {_shorten(name)}")
+            raise ProtocolError(
+                ResultCode.OTHER, f"parameter repeated with different values: {_shorten(name)}"
+            )
         params[name] = value
     return params
 
@@ -178,7 +182,9 @@ def _account(params: dict[str, str], limits: Limits) -> str:
     if not _is_plain_text(value):
         raise ProtocolError(ResultCode.BAD_ACCOUNT_FORMAT, "account contains control characters")
     if limits.account_pattern is not None and not limits.account_pattern.fullmatch(value):
-        raise ProtocolError(ResultCode.BAD_ACCOUNT_FORMAT, "account does not match the expected format")
+        raise ProtocolError(
+            ResultCode.BAD_ACCOUNT_FORMAT, "account does not match the expected format"
+        )
     return value
 
 
@@ -208,7 +214,9 @@ def _is_plain_text(text: str) -> bool:
 
 def _is_text_char(ch: str) -> bool:
     """True for characters XML 1.0 can carry and PostgreSQL's text can store."""
-    return unicodedata.category(ch) not in ("Cc", "Cs") and ch not in "\ufffe\uffff" or ch in "\t\n\r"
+    if ch in "\t\n\r":
+        return True
+    return unicodedata.category(ch) not in ("Cc", "Cs") and ch not in "\ufffe\uffff"
 
 
 def _shorten(text: str, limit: int = 40) -> str:
@@ -244,7 +252,9 @@ class Answer:
         if self.fields:
             parts.append("  <fields>\n")
             for number, (name, value) in enumerate(self.fields, start=1):
-                parts.append(f"    <field{number} name={quoteattr(_clean(name))}>{_text(value)}</field{number}>\n")
+                tag = f"field{number}"
+                name_attr = quoteattr(_clean(name))
+                parts.append(f"    <{tag} name={name_attr}>{_text(value)}</{tag}>\n")
             parts.append("  </fields>\n")
         parts.append("</response>\n")
         return "".join(parts)

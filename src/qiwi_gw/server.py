@@ -14,7 +14,7 @@ from yoyo.exceptions import LockTimeout
 from qiwi_gw import migrations
 from qiwi_gw.app import create_app
 from qiwi_gw.embedded import embedded_postgres
-from qiwi_gw.errors import DatabaseUnavailable
+from qiwi_gw.errors import DatabaseUnavailableError
 from qiwi_gw.settings import Settings, mask_dsn
 
 logger = logging.getLogger(__name__)
@@ -28,7 +28,9 @@ SHUTDOWN_TIMEOUT = 20.0
 def database(settings: Settings) -> Iterator[str]:
     """The configured database's DSN, or a started embedded server's."""
     if settings.database.dsn is not None:
-        logger.info("database: %s (schema %s)", mask_dsn(settings.database.dsn), settings.database.schema)
+        logger.info(
+            "database: %s (schema %s)", mask_dsn(settings.database.dsn), settings.database.schema
+        )
         yield settings.database.dsn
         return
     with embedded_postgres(settings.database.data_dir) as dsn:
@@ -44,8 +46,12 @@ def migrate(dsn: str, schema: str, *, wait: float = 0.0) -> list[str]:
             return migrations.apply(dsn, schema)
         except (psycopg.OperationalError, LockTimeout) as exc:
             if time.monotonic() + delay > deadline:
-                first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise DatabaseUnavailable(f"cannot migrate {mask_dsn(dsn)}: {first_line}") from None
+                first_line = (
+                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                )
+                raise DatabaseUnavailableError(
+                    f"cannot migrate {mask_dsn(dsn)}: {first_line}"
+                ) from None
             logger.warning("database not ready (%s); retrying in %.1f s", type(exc).__name__, delay)
             time.sleep(delay)
             delay = min(delay * 2, 5.0)

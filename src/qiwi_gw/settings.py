@@ -27,7 +27,7 @@ T = TypeVar("T")
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
-_WEBHOOK_SECRET_PREFIX = "whsec_"
+_WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 - a format marker, not a secret
 
 
 @dataclass(frozen=True)
@@ -310,7 +310,9 @@ def _webhook_secret(raw: str) -> str:
     try:
         key = base64.b64decode(raw[len(_WEBHOOK_SECRET_PREFIX) :], validate=True)
     except (binascii.Error, ValueError):
-        raise ValueError("must be written whsec_<base64>; the part after whsec_ is not base64") from None
+        raise ValueError(
+            "must be written whsec_<base64>; the part after whsec_ is not base64"
+        ) from None
     if len(key) < 16:
         raise ValueError("is shorter than 16 bytes once decoded")
     return raw

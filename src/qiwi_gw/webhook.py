@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from dataclasses import dataclass
@@ -87,7 +86,7 @@ class WebhookSender:
                 status = response.status
                 raw = await response.content.read(EXCERPT_BYTES)
                 excerpt = raw.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
-        except asyncio.TimeoutError:
+        except TimeoutError:
             error = f"timeout after {self._timeout.total:g} s"
         except aiohttp.ClientError as exc:
             error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncpg
 
+from qiwi_gw.db import Executor
+
 INSERT = """
 INSERT INTO qiwi_webhook_attempt
     (transaction_id, attempt, started_at, duration_ms, http_status, error, response_excerpt)
@@ -30,9 +32,7 @@ ORDER BY attempt
 """
 
 
-async def prune_delivered(
-    connection: asyncpg.Connection | asyncpg.Pool, days: int, batch: int = 5000
-) -> int:
+async def prune_delivered(connection: Executor, days: int, batch: int = 5000) -> int:
     """Delete attempts of delivered rows older than ``days``; return how many went."""
     total = 0
     while True:
@@ -43,8 +43,6 @@ async def prune_delivered(
             return total
 
 
-async def for_transaction(
-    connection: asyncpg.Connection | asyncpg.Pool, transaction_id: int
-) -> list[asyncpg.Record]:
+async def for_transaction(connection: Executor, transaction_id: int) -> list[asyncpg.Record]:
     rows: list[asyncpg.Record] = await connection.fetch(SELECT_FOR_TRANSACTION, transaction_id)
     return rows

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-import asyncpg
+from qiwi_gw.db import Executor
 
 INSERT = """
 INSERT INTO qiwi_http_log (ip, url, method, headers, body)
@@ -27,6 +27,6 @@ class HttpLogEntry:
         return (self.ip, self.url, self.method, json.dumps(self.headers), self.body)
 
 
-async def insert(connection: asyncpg.Connection | asyncpg.Pool, entry: HttpLogEntry) -> int:
+async def insert(connection: Executor, entry: HttpLogEntry) -> int:
     log_id: int = await connection.fetchval(INSERT, *entry.as_args())
     return log_id

@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-import asyncpg
-
+from qiwi_gw.db import Executor
 from qiwi_gw.protocol import Pay
 from qiwi_gw.store import attempts, http_log
 
@@ -43,7 +42,7 @@ class StoredPayment:
 
 
 async def insert_with_log(
-    connection: asyncpg.Connection | asyncpg.Pool,
+    connection: Executor,
     entry: http_log.HttpLogEntry,
     pay: Pay,
     status: int,
@@ -64,9 +63,7 @@ async def insert_with_log(
     return new_id
 
 
-async def get_by_code(
-    connection: asyncpg.Connection | asyncpg.Pool, code: str
-) -> StoredPayment | None:
+async def get_by_code(connection: Executor, code: str) -> StoredPayment | None:
     row = await connection.fetchrow(SELECT_BY_CODE, code)
     if row is None:
         return None
@@ -182,7 +179,7 @@ class AttemptRecord:
 
 
 async def claim_due(
-    connection: asyncpg.Connection | asyncpg.Pool, limit: int, lease_seconds: float, owner: str
+    connection: Executor, limit: int, lease_seconds: float, owner: str
 ) -> list[DueRow]:
     rows = await connection.fetch(CLAIM_DUE, limit, lease_seconds, owner)
     return [
@@ -198,14 +195,12 @@ async def claim_due(
     ]
 
 
-async def record_delivered(
-    connection: asyncpg.Connection | asyncpg.Pool, record: AttemptRecord
-) -> None:
+async def record_delivered(connection: Executor, record: AttemptRecord) -> None:
     await connection.execute(RECORD_DELIVERED, *record.as_args())
 
 
 async def record_failed(
-    connection: asyncpg.Connection | asyncpg.Pool,
+    connection: Executor,
     record: AttemptRecord,
     retry_in_seconds: float,
     owner: str,
@@ -215,11 +210,11 @@ async def record_failed(
     )
 
 
-async def release_claims(connection: asyncpg.Connection | asyncpg.Pool, owner: str) -> int:
+async def release_claims(connection: Executor, owner: str) -> int:
     status: str = await connection.execute(RELEASE_CLAIMS, owner)
     return int(status.rsplit(" ", 1)[1])
 
 
-async def make_backed_off_due(connection: asyncpg.Connection | asyncpg.Pool) -> int:
+async def make_backed_off_due(connection: Executor) -> int:
     status: str = await connection.execute(MAKE_BACKED_OFF_DUE)
     return int(status.rsplit(" ", 1)[1])
