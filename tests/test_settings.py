@@ -1,0 +1,372 @@
+"""settings.py: one frozen object from the environment; every bad value names its variable."""
+
+from __future__ import annotations
+
+import ipaddress
+from decimal import Decimal
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from qiwi_gw.errors import ConfigError
+from qiwi_gw.settings import Settings, mask_dsn, mask_url
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+def config_error(env: dict[str, str]) -> ConfigError:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(env)
+    return caught.value
+
+
+# --- defaults ---------------------------------------------------------------------
+
+
+def test_empty_environment_gives_embedded_database_and_defaults() -> None:
+    settings = Settings.from_env({})
+    assert settings.database.dsn is None
+    assert settings.database.listen_dsn is None
+    assert settings.database.embedded
+    assert settings.database.schema == "public"
+    assert settings.database.data_dir == Path(".qiwi-gw")
+    assert settings.host == "0.0.0.0"  # noqa: S104
+    assert settings.port == 8080
+    assert settings.check_url is None
+    assert settings.webhook.url is None
+    assert settings.webhook.secret is None
+    assert settings.auth_username is None
+    assert settings.auth_password is None
+    assert not settings.auth_required
+    assert settings.allowed_networks == ()
+    assert settings.trusted_proxies == ()
+    assert settings.account_pattern is None
+    assert settings.min_sum is None
+    assert settings.max_sum is None
+    assert settings.timezone == ZoneInfo("UTC")
+    assert settings.debug is False
+    assert settings.log_format == "text"
+
+
+ALL_EMPTY = [
+    "DATABASE_URL",
+    "PG_HOST",
+    "PG_REAL_HOST",
+    "PG_PORT",
+    "PG_USER",
+    "PG_PASSWORD",
+    "PG_DATABASE",
+    "PG_SCHEMA",
+    "PORT",
+    "HOST",
+    "QIWI_CHECK_URL",
+    "QIWI_WEBHOOK_URL",
+    "QIWI_WEBHOOK_SECRET",
+    "HTTP_AUTH_USERNAME",
+    "HTTP_AUTH_PASSWORD",
+    "QIWI_ALLOWED_IPS",
+    "QIWI_TRUSTED_PROXIES",
+    "QIWI_ACCOUNT_REGEX",
+    "QIWI_MIN_SUM",
+    "QIWI_MAX_SUM",
+    "MS_TIMEZONE",
+    "DEBUG",
+    "LOG_FORMAT",
+]
+
+
+@pytest.mark.parametrize("blank", ["", "   "])
+def test_empty_strings_count_as_unset(blank: str) -> None:
+    assert Settings.from_env(dict.fromkeys(ALL_EMPTY, blank)) == Settings.from_env({})
+
+
+def test_values_are_read() -> None:
+    settings = Settings.from_env(
+        {
+            "PORT": "9000",
+            "HOST": "127.0.0.1",
+            "QIWI_CHECK_URL": "https://backend.example/check?key=1",
+            "QIWI_WEBHOOK_URL": "http://backend:8000/hook",
+            "QIWI_WEBHOOK_SECRET": SECRET,
+            "HTTP_AUTH_USERNAME": "qiwi",
+            "HTTP_AUTH_PASSWORD": "s3cret",
+            "QIWI_ALLOWED_IPS": "79.142.16.0/20, 91.232.230.0/23,,10.0.0.1",
+            "QIWI_ACCOUNT_REGEX": "[0-9]{10}",
+            "QIWI_MIN_SUM": "10.00",
+            "QIWI_MAX_SUM": "15000",
+            "MS_TIMEZONE": "Europe/Moscow",
+            "DEBUG": "TRUE",
+            "LOG_FORMAT": "json",
+            "PG_SCHEMA": "qiwi_2",
+        }
+    )
+    assert settings.port == 9000
+    assert settings.host == "127.0.0.1"
+    assert settings.check_url == "https://backend.example/check?key=1"
+    assert settings.webhook.url == "http://backend:8000/hook"
+    assert settings.webhook.secret == SECRET
+    assert settings.auth_username == "qiwi"
+    assert settings.auth_password == "s3cret"
+    assert settings.auth_required
+    assert settings.allowed_networks == (
+        ipaddress.ip_network("79.142.16.0/20"),
+        ipaddress.ip_network("91.232.230.0/23"),
+        ipaddress.ip_network("10.0.0.1/32"),
+    )
+    assert settings.account_pattern is not None
+    assert settings.account_pattern.pattern == "[0-9]{10}"
+    assert settings.min_sum == Decimal("10.00")
+    assert settings.max_sum == Decimal("15000")
+    assert settings.timezone == ZoneInfo("Europe/Moscow")
+    assert settings.debug is True
+    assert settings.log_format == "json"
+    assert settings.database.schema == "qiwi_2"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("1", True),
+        ("true", True),
+        ("Yes", True),
+        ("on", True),
+        ("0", False),
+        ("false", False),
+        ("NO", False),
+        ("off", False),
+    ],
+)
+def test_debug_values(raw: str, expected: bool) -> None:
+    assert Settings.from_env({"DEBUG": raw}).debug is expected
+
+
+def test_host_bits_in_a_network_are_allowed() -> None:
+    settings = Settings.from_env({"QIWI_TRUSTED_PROXIES": "10.1.2.3/8"})
+    assert settings.trusted_proxies == (ipaddress.ip_network("10.0.0.0/8"),)
+
+
+def test_secrets_are_not_in_repr() -> None:
+    settings = Settings.from_env(
+        {"HTTP_AUTH_USERNAME": "u", "HTTP_AUTH_PASSWORD": "pw-xyzzy", "QIWI_WEBHOOK_SECRET": SECRET}
+    )
+    assert "pw-xyzzy" not in repr(settings)
+    assert SECRET not in repr(settings)
+
+
+# --- database ---------------------------------------------------------------------
+
+
+def test_database_url_is_used() -> None:
+    url = "postgresql://gw:pw@db.internal:6432/qiwi?sslmode=require"
+    settings = Settings.from_env({"DATABASE_URL": url})
+    assert settings.database.dsn == url
+    assert settings.database.listen_dsn == url
+    assert not settings.database.embedded
+
+
+def test_postgres_scheme_is_accepted() -> None:
+    assert Settings.from_env({"DATABASE_URL": "postgres://h/db"}).database.dsn == "postgres://h/db"
+
+
+def test_database_url_wins_over_pg_host() -> None:
+    settings = Settings.from_env({"DATABASE_URL": "postgresql://a/db", "PG_HOST": "b"})
+    assert settings.database.dsn == "postgresql://a/db"
+
+
+def test_pg_parts_build_a_dsn() -> None:
+    settings = Settings.from_env(
+        {
+            "PG_HOST": "db",
+            "PG_PORT": "5433",
+            "PG_USER": "gw",
+            "PG_PASSWORD": "pw",
+            "PG_DATABASE": "qiwi",
+        }
+    )
+    assert settings.database.dsn == "postgresql://gw:pw@db:5433/qiwi"
+    assert settings.database.listen_dsn == settings.database.dsn
+
+
+def test_pg_parts_defaults() -> None:
+    settings = Settings.from_env({"PG_HOST": "db"})
+    assert settings.database.dsn == "postgresql://postgres@db:5432/postgres"
+
+
+def test_pg_database_defaults_to_the_user() -> None:
+    settings = Settings.from_env({"PG_HOST": "db", "PG_USER": "merchant"})
+    assert settings.database.dsn == "postgresql://merchant@db:5432/merchant"
+
+
+@pytest.mark.parametrize("password", ["p@ss:w/rd", "a%20b", "?#[]&=+ ;", "пароль"])
+def test_pg_password_with_special_characters_is_quoted(password: str) -> None:
+    settings = Settings.from_env(
+        {"PG_HOST": "db", "PG_USER": "us@er", "PG_PASSWORD": password, "PG_DATABASE": "d/b"}
+    )
+    dsn = settings.database.dsn
+    assert dsn is not None
+    parts = urlsplit(dsn)
+    assert parts.hostname == "db"
+    assert parts.port == 5432
+    assert parts.password is not None
+    assert unquote(parts.password) == password
+    assert parts.username is not None
+    assert unquote(parts.username) == "us@er"
+    assert unquote(parts.path) == "/d/b"
+    assert parts.query == ""
+    assert parts.fragment == ""
+
+
+def test_ipv6_pg_host_is_bracketed() -> None:
+    settings = Settings.from_env({"PG_HOST": "::1"})
+    dsn = settings.database.dsn
+    assert dsn == "postgresql://postgres@[::1]:5432/postgres"
+    assert urlsplit(dsn).hostname == "::1"
+
+
+def test_pg_real_host_gives_listen_dsn_with_that_host() -> None:
+    settings = Settings.from_env(
+        {
+            "PG_HOST": "pgbouncer",
+            "PG_REAL_HOST": "postgres-primary",
+            "PG_PORT": "6432",
+            "PG_USER": "gw",
+            "PG_PASSWORD": "p@ss",
+            "PG_DATABASE": "qiwi",
+        }
+    )
+    assert settings.database.dsn == "postgresql://gw:p%40ss@pgbouncer:6432/qiwi"
+    assert settings.database.listen_dsn == "postgresql://gw:p%40ss@postgres-primary:6432/qiwi"
+
+
+def test_pg_real_host_with_database_url() -> None:
+    settings = Settings.from_env(
+        {"DATABASE_URL": "postgresql://u:p@bouncer:6432/db?sslmode=require", "PG_REAL_HOST": "real"}
+    )
+    assert settings.database.dsn == "postgresql://u:p@bouncer:6432/db?sslmode=require"
+    assert settings.database.listen_dsn == "postgresql://u:p@real:6432/db?sslmode=require"
+
+
+def test_pg_real_host_ipv6() -> None:
+    settings = Settings.from_env({"PG_HOST": "bouncer", "PG_REAL_HOST": "fd00::5"})
+    listen = settings.database.listen_dsn
+    assert listen is not None
+    assert urlsplit(listen).hostname == "fd00::5"
+    assert urlsplit(listen).port == 5432
+
+
+# --- every bad value names its variable --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"PORT": "abc"}, "PORT"),
+        ({"PORT": "70000"}, "PORT"),
+        ({"PORT": "0"}, "PORT"),
+        ({"PORT": "-1"}, "PORT"),
+        ({"PORT": "80.5"}, "PORT"),
+        ({"PORT": "\u0668\u0660"}, "PORT"),
+        ({"PG_HOST": "db", "PG_PORT": "x"}, "PG_PORT"),
+        ({"QIWI_MIN_SUM": "abc"}, "QIWI_MIN_SUM"),
+        ({"QIWI_MIN_SUM": "-1"}, "QIWI_MIN_SUM"),
+        ({"QIWI_MIN_SUM": "0"}, "QIWI_MIN_SUM"),
+        ({"QIWI_MIN_SUM": "NaN"}, "QIWI_MIN_SUM"),
+        ({"QIWI_MAX_SUM": "Infinity"}, "QIWI_MAX_SUM"),
+        ({"QIWI_MIN_SUM": "100", "QIWI_MAX_SUM": "99.99"}, "QIWI_MAX_SUM"),
+        ({"QIWI_ALLOWED_IPS": "999.1.1.1/8"}, "QIWI_ALLOWED_IPS"),
+        ({"QIWI_ALLOWED_IPS": "10.0.0.0/8, nonsense"}, "QIWI_ALLOWED_IPS"),
+        ({"QIWI_TRUSTED_PROXIES": "1.2.3.4/33"}, "QIWI_TRUSTED_PROXIES"),
+        ({"QIWI_ACCOUNT_REGEX": "("}, "QIWI_ACCOUNT_REGEX"),
+        ({"QIWI_ACCOUNT_REGEX": "[0-9"}, "QIWI_ACCOUNT_REGEX"),
+        ({"QIWI_ACCOUNT_REGEX": "a{99999999999}"}, "QIWI_ACCOUNT_REGEX"),
+        ({"MS_TIMEZONE": "Mars/Base"}, "MS_TIMEZONE"),
+        ({"MS_TIMEZONE": "../../etc/passwd"}, "MS_TIMEZONE"),
+        ({"QIWI_CHECK_URL": "ftp://x"}, "QIWI_CHECK_URL"),
+        ({"QIWI_CHECK_URL": "not a url"}, "QIWI_CHECK_URL"),
+        ({"QIWI_CHECK_URL": "http://"}, "QIWI_CHECK_URL"),
+        ({"QIWI_CHECK_URL": "http://host:99999/"}, "QIWI_CHECK_URL"),
+        ({"QIWI_WEBHOOK_URL": "backend:8000/hook"}, "QIWI_WEBHOOK_URL"),
+        ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
+        ({"DATABASE_URL": "postgresql:///db"}, "DATABASE_URL"),
+        ({"DATABASE_URL": "postgresql://h:port/db"}, "DATABASE_URL"),
+        ({"HTTP_AUTH_USERNAME": "qiwi"}, "HTTP_AUTH_PASSWORD"),
+        ({"HTTP_AUTH_PASSWORD": "secret"}, "HTTP_AUTH_USERNAME"),
+        ({"QIWI_WEBHOOK_SECRET": "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}, "QIWI_WEBHOOK_SECRET"),
+        ({"QIWI_WEBHOOK_SECRET": "whsec_not base64!"}, "QIWI_WEBHOOK_SECRET"),
+        ({"QIWI_WEBHOOK_SECRET": "whsec_c2hvcnQ="}, "QIWI_WEBHOOK_SECRET"),
+        ({"QIWI_WEBHOOK_TIMEOUT": "0"}, "QIWI_WEBHOOK_TIMEOUT"),
+        ({"QIWI_WEBHOOK_TIMEOUT": "inf"}, "QIWI_WEBHOOK_TIMEOUT"),
+        ({"QIWI_WEBHOOK_RETRY_MIN": "10", "QIWI_WEBHOOK_RETRY_MAX": "5"}, "QIWI_WEBHOOK_RETRY_MAX"),
+        ({"QIWI_WEBHOOK_CONCURRENCY": "many"}, "QIWI_WEBHOOK_CONCURRENCY"),
+        ({"QIWI_DB_POOL_SIZE": "0"}, "QIWI_DB_POOL_SIZE"),
+        ({"PG_SCHEMA": "bad-name"}, "PG_SCHEMA"),
+        ({"PG_SCHEMA": "Public"}, "PG_SCHEMA"),
+        ({"PG_SCHEMA": "1abc"}, "PG_SCHEMA"),
+        ({"PG_SCHEMA": "a" * 64}, "PG_SCHEMA"),
+        ({"PG_REAL_HOST": "db"}, "PG_REAL_HOST"),
+        ({"DEBUG": "maybe"}, "DEBUG"),
+        ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
+    ],
+)
+def test_bad_value_raises_config_error_naming_the_variable(
+    env: dict[str, str], variable: str
+) -> None:
+    error = config_error(env)
+    assert error.variable == variable
+    assert str(error).startswith(f"{variable}: ")
+
+
+def test_url_error_does_not_echo_credentials() -> None:
+    error = config_error({"QIWI_CHECK_URL": "ftp://user:hunter2@host/path?token=abc"})
+    assert "hunter2" not in str(error)
+    assert "token=abc" not in str(error)
+
+
+def test_max_sum_equal_to_min_sum_is_fine() -> None:
+    settings = Settings.from_env({"QIWI_MIN_SUM": "10", "QIWI_MAX_SUM": "10.00"})
+    assert settings.min_sum == settings.max_sum == Decimal(10)
+
+
+# --- masking -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("dsn", "masked"),
+    [
+        ("postgresql://gw:hunter2@db:5432/qiwi", "postgresql://gw:***@db:5432/qiwi"),
+        (
+            "postgresql://gw:p%40ss%3Aw@db/qiwi?sslmode=require",
+            "postgresql://gw:***@db/qiwi?sslmode=require",
+        ),
+        ("postgresql://gw:a@b@db/qiwi", "postgresql://gw:***@db/qiwi"),
+        ("postgresql://gw:pw@[::1]:5432/qiwi", "postgresql://gw:***@[::1]:5432/qiwi"),
+        ("postgresql://gw@db/qiwi", "postgresql://gw@db/qiwi"),
+        ("postgresql://db/qiwi", "postgresql://db/qiwi"),
+        (
+            "postgresql:///qiwi?host=/run/pg&password=hunter2",
+            "postgresql:///qiwi?host=/run/pg&password=***",
+        ),
+    ],
+)
+def test_mask_dsn(dsn: str, masked: str) -> None:
+    assert mask_dsn(dsn) == masked
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("https://user:pw@backend:8443/check?token=abc#frag", "https://backend:8443/check"),
+        ("http://backend/hook?secret=1", "http://backend/hook"),
+        ("http://u@backend/hook", "http://backend/hook"),
+        ("http://backend/hook", "http://backend/hook"),
+    ],
+)
+def test_mask_url(url: str, masked: str) -> None:
+    assert mask_url(url) == masked
+
+
+def test_webhook_secret_may_omit_base64_padding() -> None:
+    unpadded = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwAA"
+    assert Settings.from_env({"QIWI_WEBHOOK_SECRET": unpadded}).webhook.secret == unpadded
