@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TypeVar
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from qiwi_gw.errors import ConfigError
@@ -195,13 +195,18 @@ def _replace_host(url: str, host: str, port: int) -> str:
 
 
 def mask_dsn(dsn: str) -> str:
-    """The DSN with its password replaced, for logs."""
+    """The DSN with its password replaced, for logs: in the userinfo or the query."""
     parts = urlsplit(dsn)
-    if parts.password is None:
-        return dsn
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    if parts.password is not None:
+        user = parts.username or ""
+        host = parts.netloc.rpartition("@")[2]
+        parts = parts._replace(netloc=f"{user}:***@{host}")
+    query = [
+        (name, "***" if name.lower() == "password" else value)
+        for name, value in parse_qsl(parts.query, keep_blank_values=True)
+    ]
+    masked = f"{parts.scheme}://{parts.netloc}{parts.path}"
+    return f"{masked}?{urlencode(query, safe='/*')}" if query else masked
 
 
 def mask_url(url: str) -> str:
@@ -243,7 +248,7 @@ def _port(raw: str) -> int:
 
 
 def _positive_int(raw: str) -> int:
-    if not raw.isdigit() or int(raw) <= 0:
+    if not (raw.isascii() and raw.isdigit()) or int(raw) <= 0:
         raise ValueError(f"{raw!r} is not a positive whole number")
     return int(raw)
 
@@ -284,7 +289,7 @@ def _networks(raw: str) -> tuple[IpNetwork, ...]:
 def _regex(raw: str) -> re.Pattern[str]:
     try:
         return re.compile(raw)
-    except re.error as exc:
+    except (re.error, OverflowError, RecursionError) as exc:
         raise ValueError(f"is not a valid regular expression ({exc})") from None
 
 
@@ -308,7 +313,9 @@ def _webhook_secret(raw: str) -> str:
     if not raw.startswith(_WEBHOOK_SECRET_PREFIX):
         raise ValueError("must be written whsec_<base64>")
     try:
-        key = base64.b64decode(raw[len(_WEBHOOK_SECRET_PREFIX) :], validate=True)
+        encoded = raw[len(_WEBHOOK_SECRET_PREFIX) :]
+        # Padding is optional, as in the standardwebhooks verifier.
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
     except (binascii.Error, ValueError):
         raise ValueError(
             "must be written whsec_<base64>; the part after whsec_ is not base64"

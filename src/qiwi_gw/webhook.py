@@ -6,6 +6,7 @@ import json
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import aiohttp
@@ -17,18 +18,32 @@ EXCERPT_BYTES = 512
 
 
 def payload(row: DueRow, zone: ZoneInfo) -> bytes:
-    """The body the original image sent; ``created_at`` is stored as naive UTC."""
+    """The body the original image sent; ``created_at`` is stored as naive UTC.
+
+    Written field by field because json.dumps can write a Decimal only through float.
+    """
     created = row.created_at.replace(tzinfo=UTC).astimezone(zone)
-    return json.dumps(
-        {
-            "id": str(row.id),
-            "account": row.account,
-            "code": row.code,
-            "sum": float(row.sum),
-            "created_at": created.strftime("%Y-%m-%d %H:%M:%S"),
-        },
-        ensure_ascii=False,
-    ).encode()
+    fields = (
+        ("id", _string(str(row.id))),
+        ("account", _string(row.account)),
+        ("code", _string(row.code)),
+        ("sum", json_number(row.sum)),
+        ("created_at", _string(created.strftime("%Y-%m-%d %H:%M:%S"))),
+    )
+    return ("{" + ", ".join(f'"{name}": {value}' for name, value in fields) + "}").encode()
+
+
+def _string(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
+def json_number(amount: Decimal) -> str:
+    """The float's own spelling (``45.0``, as the original image sent) whenever that is
+    exact, the decimal's digits where a float would lose cents."""
+    as_float = repr(float(amount))
+    if Decimal(as_float) == amount:
+        return as_float
+    return str(amount)
 
 
 def message_id(row: DueRow) -> str:
@@ -63,6 +78,8 @@ class WebhookSender:
         if self._signer is not None:
             msg_id = message_id(row)
             headers["webhook-id"] = msg_id
+            # standardwebhooks reads the datetime's fields as UTC: hand it UTC.
+            now = now.astimezone(UTC)
             headers["webhook-timestamp"] = str(int(now.timestamp()))
             headers["webhook-signature"] = self._signer.sign(msg_id, now, body.decode())
         return headers
