@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 import aiohttp
 from aiohttp import web
 
 from qiwi_gw import db, handlers, keys, migrations
+from qiwi_gw.batcher import PayBatcher
 from qiwi_gw.checker import AccountChecker
 from qiwi_gw.dispatcher import Dispatcher
 from qiwi_gw.incoming import MAX_BODY_BYTES
@@ -61,15 +63,29 @@ def _http_client(
 async def _services(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     checker = AccountChecker(app[keys.HTTP_CLIENT], settings.check_url, settings.check_timeout)
+    batcher = PayBatcher(app[keys.POOL], db_timeout=settings.database.timeout)
+    await batcher.start()
+    app[keys.BATCHER] = batcher
     app[keys.PAYMENTS] = Payments(
         app[keys.POOL],
         checker,
+        batcher,
         deliver_webhooks=settings.webhook.url is not None,
         db_timeout=settings.database.timeout,
     )
-    if settings.webhook.url is None:
-        yield
-        return
+    try:
+        if settings.webhook.url is None:
+            yield
+        else:
+            async with _dispatching(app):
+                yield
+    finally:
+        await batcher.stop()
+
+
+@asynccontextmanager
+async def _dispatching(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
     dispatcher = Dispatcher(
         pool=app[keys.POOL],
         settings=settings,
@@ -78,5 +94,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     )
     app[keys.DISPATCHER] = dispatcher
     await dispatcher.start()
-    yield
-    await dispatcher.stop()
+    try:
+        yield
+    finally:
+        await dispatcher.stop()

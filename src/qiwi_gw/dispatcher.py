@@ -22,8 +22,8 @@ import asyncpg
 from qiwi_gw import db
 from qiwi_gw.backoff import Breaker, retry_delay
 from qiwi_gw.db import DATABASE_ERRORS
+from qiwi_gw.errors import describe
 from qiwi_gw.listener import Listener
-from qiwi_gw.payments import describe
 from qiwi_gw.settings import Settings
 from qiwi_gw.store import attempts, transactions
 from qiwi_gw.store.transactions import DueRow

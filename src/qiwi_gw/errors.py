@@ -25,3 +25,11 @@ class DatabaseUnavailableError(QiwiGwError):
 
 class BackendUnavailableError(QiwiGwError):
     """The merchant's backend did not answer (no connection or a timeout)."""
+
+
+def describe(exc: BaseException) -> str:
+    """One line for a log: the error's type and first line, never a traceback.
+
+    Driver errors do not carry connection strings, so no password leaks through here.
+    """
+    return f"{type(exc).__name__}: {exc}".splitlines()[0][:200]

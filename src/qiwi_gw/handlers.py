@@ -8,9 +8,8 @@ from aiohttp import hdrs, web
 
 from qiwi_gw import access, keys
 from qiwi_gw.db import DATABASE_ERRORS
-from qiwi_gw.errors import BackendUnavailableError, DatabaseUnavailableError
+from qiwi_gw.errors import BackendUnavailableError, DatabaseUnavailableError, describe
 from qiwi_gw.incoming import Incoming, read_incoming
-from qiwi_gw.payments import describe
 from qiwi_gw.protocol import Answer, Limits, ProtocolError, ResultCode, parse_command
 
 logger = logging.getLogger(__name__)

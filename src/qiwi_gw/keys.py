@@ -6,6 +6,7 @@ import aiohttp
 import asyncpg
 from aiohttp import web
 
+from qiwi_gw.batcher import PayBatcher
 from qiwi_gw.dispatcher import Dispatcher
 from qiwi_gw.payments import Payments
 from qiwi_gw.settings import Settings
@@ -15,5 +16,6 @@ DSN = web.AppKey("dsn", str)
 POOL = web.AppKey("pool", asyncpg.Pool)
 HTTP_CLIENT = web.AppKey("http_client", aiohttp.ClientSession)
 PAYMENTS = web.AppKey("payments", Payments)
+BATCHER = web.AppKey("batcher", PayBatcher)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 EXPECTED_MIGRATIONS = web.AppKey("expected_migrations", list[str])

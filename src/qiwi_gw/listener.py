@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 
 from qiwi_gw.db import DATABASE_ERRORS
-from qiwi_gw.payments import describe
+from qiwi_gw.errors import describe
 
 logger = logging.getLogger(__name__)
 

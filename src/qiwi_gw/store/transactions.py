@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+
+from asyncpg import Record
 
 from qiwi_gw.db import Executor
 from qiwi_gw.protocol import Pay
@@ -14,22 +17,42 @@ from qiwi_gw.store import attempts, http_log
 STATUS_RECEIVED = 0
 STATUS_COMPLETED = 1
 
-# The request's log row and the payment row go in one statement, hence one
-# implicit transaction: both commit together or neither does, in one round trip.
-# A repeated txn_id inserts nothing (the log row still lands) and returns no row.
-INSERT_PAYMENT_WITH_LOG = f"""
-WITH log AS ({http_log.INSERT})
+# A batch of pays in one statement, hence one implicit transaction and one round
+# trip: every request's log row and every new payment row commit together, or
+# none do. Log ids are drawn from the identity's sequence up front so each
+# payment row can point at its own request. Only the first pay of a txn_id in the
+# batch is offered for insertion; a txn_id already stored inserts nothing (its log
+# row still lands). Rows go in txn_id order so concurrent batches that share
+# txn_ids wait for each other instead of deadlocking.
+INSERT_PAYMENTS_WITH_LOGS = f"""
+WITH input AS (
+    SELECT i.*, nextval(pg_get_serial_sequence('qiwi_http_log', 'id')) AS log_id
+    FROM unnest(
+        $1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+        $6::text[], $7::text[], $8::numeric[], $9::int[], $10::timestamp[],
+        $11::text[], $12::text[], $13::text[], $14::bool[]
+    ) AS i(ip, url, method, headers, body,
+           account, code, sum, status, txn_date,
+           ccy, prv_id, extra, offered)
+),
+logged AS (
+    INSERT INTO qiwi_http_log (id, ip, url, method, headers, body)
+    OVERRIDING SYSTEM VALUE
+    SELECT log_id, ip, url, method, headers::json, body FROM input
+)
 INSERT INTO qiwi_transaction
     (account, code, sum, status, txn_date, ccy, prv_id, extra, http_log_id, next_attempt_at)
-SELECT $6, $7, $8, $9, $10, $11, $12, $13::jsonb, log.id,
-       CASE WHEN $9 = {STATUS_RECEIVED} THEN now() END
-FROM log
+SELECT account, code, sum, status, txn_date, ccy, prv_id, extra::jsonb, log_id,
+       CASE WHEN status = {STATUS_RECEIVED} THEN now() END
+FROM input
+WHERE offered
+ORDER BY code
 ON CONFLICT (code) DO NOTHING
-RETURNING id
+RETURNING id, code, account, sum, status
 """
 
-SELECT_BY_CODE = """
-SELECT id, account, sum, status FROM qiwi_transaction WHERE code = $1
+SELECT_BY_CODES = """
+SELECT id, code, account, sum, status FROM qiwi_transaction WHERE code = ANY($1::text[])
 """
 
 
@@ -41,32 +64,58 @@ class StoredPayment:
     status: int
 
 
-async def insert_with_log(
-    connection: Executor,
-    entry: http_log.HttpLogEntry,
-    pay: Pay,
-    status: int,
-) -> int | None:
-    """The new row's id, or None when ``pay.txn_id`` is already stored."""
-    new_id: int | None = await connection.fetchval(
-        INSERT_PAYMENT_WITH_LOG,
-        *entry.as_args(),
-        pay.account,
-        pay.txn_id,
-        pay.sum,
-        status,
-        pay.txn_date,
-        pay.ccy,
-        pay.prv_id,
-        json.dumps(pay.extra),
-    )
-    return new_id
+@dataclass(frozen=True)
+class PayRequest:
+    """One ``pay`` to store: the request's log row, the payment, its first status."""
+
+    entry: http_log.HttpLogEntry
+    pay: Pay
+    status: int
 
 
-async def get_by_code(connection: Executor, code: str) -> StoredPayment | None:
-    row = await connection.fetchrow(SELECT_BY_CODE, code)
-    if row is None:
-        return None
+@dataclass(frozen=True)
+class BatchResult:
+    """What each txn_id of a batch is stored as, and which of them the batch inserted."""
+
+    stored: dict[str, StoredPayment]
+    inserted: frozenset[str]
+
+
+async def insert_batch(connection: Executor, requests: Sequence[PayRequest]) -> BatchResult:
+    """Store a batch of pays with their log rows; look up the txn_ids already stored."""
+    columns: list[list[object]] = [[] for _ in range(14)]
+    offered: set[str] = set()
+    for request in requests:
+        pay = request.pay
+        first = pay.txn_id not in offered
+        offered.add(pay.txn_id)
+        values = (
+            *request.entry.as_args(),
+            pay.account,
+            pay.txn_id,
+            pay.sum,
+            request.status,
+            pay.txn_date,
+            pay.ccy,
+            pay.prv_id,
+            json.dumps(pay.extra),
+            first,
+        )
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
+    rows = await connection.fetch(INSERT_PAYMENTS_WITH_LOGS, *columns)
+    stored = {row["code"]: _stored(row) for row in rows}
+    inserted = frozenset(stored)
+    repeated = [code for code in offered if code not in stored]
+    if repeated:
+        # A new statement: it sees rows that concurrent transactions committed
+        # while this one waited on them.
+        for found in await connection.fetch(SELECT_BY_CODES, repeated):
+            stored[found["code"]] = _stored(found)
+    return BatchResult(stored=stored, inserted=inserted)
+
+
+def _stored(row: Record) -> StoredPayment:
     return StoredPayment(id=row["id"], account=row["account"], sum=row["sum"], status=row["status"])
 
 

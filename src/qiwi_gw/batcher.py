@@ -1,0 +1,136 @@
+"""Group commit for ``pay``: concurrent payments share one transaction.
+
+Every ``pay`` must be durable before it is answered, so the database's commit
+rate is the ceiling. Committing payments one per transaction spends a WAL flush
+and a round trip on each; here, whatever arrives while a commit is in flight
+goes into the next one. Idle, a payment is committed at once, alone: batching
+adds no delay, it only absorbs bursts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from dataclasses import dataclass, field
+from typing import Final
+
+import asyncpg
+
+from qiwi_gw.db import DATABASE_ERRORS
+from qiwi_gw.errors import DatabaseUnavailableError, describe
+from qiwi_gw.store import transactions
+from qiwi_gw.store.transactions import BatchResult, PayRequest, StoredPayment
+
+logger = logging.getLogger(__name__)
+
+MAX_BATCH: Final = 256
+# Errors caused by one row's data: the batch is retried row by row so that one
+# bad payment never fails its neighbours.
+ROW_ERRORS: Final = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
+
+
+@dataclass(frozen=True)
+class Stored:
+    """The row a ``pay``'s txn_id is stored as, and whether this request stored it."""
+
+    payment: StoredPayment
+    created: bool
+
+
+@dataclass
+class _Waiting:
+    request: PayRequest
+    answer: asyncio.Future[Stored] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class PayBatcher:
+    def __init__(self, pool: asyncpg.Pool, *, db_timeout: float, committers: int = 1) -> None:
+        self._pool = pool
+        self._db_timeout = db_timeout
+        self._committers = committers
+        self._queue: list[_Waiting] = []
+        self._arrived = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        # Sizes of the batches committed so far, newest last (bounded), for
+        # tests and metrics.
+        self.batch_sizes: collections.deque[int] = collections.deque(maxlen=1000)
+
+    async def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._run(), name=f"qiwi-gw-pay-committer-{n}")
+            for n in range(self._committers)
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._fail(self._queue, DatabaseUnavailableError("the gateway is shutting down"))
+        self._queue = []
+
+    async def store(self, request: PayRequest) -> Stored:
+        """Return once the payment is committed (or was already stored).
+
+        Raises ``DatabaseUnavailableError`` when the commit failed: nothing of
+        this request is stored then, and QIWI's repeat will be safe.
+        """
+        waiting = _Waiting(request)
+        self._queue.append(waiting)
+        self._arrived.set()
+        return await asyncio.shield(waiting.answer)
+
+    async def _run(self) -> None:
+        while True:
+            await self._arrived.wait()
+            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            if not self._queue:
+                self._arrived.clear()
+            if batch:
+                await self.commit(batch)
+
+    async def commit(self, batch: list[_Waiting]) -> None:
+        """Commit ``batch`` in one transaction and answer each of its requests."""
+        self.batch_sizes.append(len(batch))
+        try:
+            result = await self._insert([waiting.request for waiting in batch])
+        except ROW_ERRORS as exc:
+            if len(batch) == 1:
+                self._fail(batch, DatabaseUnavailableError(describe(exc)))
+                return
+            logger.warning("batch of %d failed on one row's data; storing one by one", len(batch))
+            for waiting in batch:
+                await self.commit([waiting])
+            return
+        except DATABASE_ERRORS as exc:
+            self._fail(batch, DatabaseUnavailableError(describe(exc)))
+            return
+        except Exception as exc:
+            # A bug must not leave handlers waiting forever.
+            logger.exception("unexpected error committing %d payments", len(batch))
+            self._fail(batch, DatabaseUnavailableError(describe(exc)))
+            return
+        created = set(result.inserted)
+        for waiting in batch:
+            code = waiting.request.pay.txn_id
+            payment = result.stored.get(code)
+            if payment is None:
+                error = DatabaseUnavailableError(f"txn_id {code} conflicted but is not stored")
+                self._fail([waiting], error)
+                continue
+            first = code in created
+            created.discard(code)  # later requests of the same txn_id are repeats
+            if not waiting.answer.done():
+                waiting.answer.set_result(Stored(payment=payment, created=first))
+
+    async def _insert(self, requests: list[PayRequest]) -> BatchResult:
+        async with self._pool.acquire(timeout=self._db_timeout) as connection:
+            return await transactions.insert_batch(connection, requests)
+
+    @staticmethod
+    def _fail(batch: list[_Waiting], error: Exception) -> None:
+        for waiting in batch:
+            if not waiting.answer.done():
+                waiting.answer.set_exception(error)
