@@ -1,0 +1,596 @@
+"""``make bench``: the gateway's figures, each against a baseline measured in the same run.
+
+Starts everything it needs: the database (``DATABASE_URL``'s server, else an
+embedded one), the gateway as a real process, a fast local webhook receiver, and
+the load generator (``wrk`` when installed, else an asyncio client; the results
+say which). Writes ``bench/results.md`` and ``bench/results.json``.
+
+    python -m bench.run                 # one run
+    python -m bench.run --repeat 3      # three runs, medians of the ratios
+    python -m bench.run --quick         # shorter phases, for a smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+from aiohttp import web
+from aiohttp.test_utils import unused_port
+
+from bench.latency import open_loop, percentile
+from qiwi_gw import migrations
+
+HERE = Path(__file__).resolve().parent
+CONNECTIONS = 32
+PAY_PATH = "/payment?command=pay&txn_date=20261129120000&account=42&sum=10.00&txn_id="
+CHECK_PATH = "/payment?command=check&txn_id=1&account=42&sum=10.00"
+
+
+# --- infrastructure --------------------------------------------------------
+
+
+@contextmanager
+def postgres_server() -> Iterator[str]:
+    configured = os.environ.get("DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pgserver.postgres_server import get_server
+
+    with tempfile.TemporaryDirectory(prefix="qiwi-gw-bench-") as directory:
+        server = get_server(Path(directory) / "pgdata", cleanup_mode="delete")
+        try:
+            yield server.get_uri()
+        finally:
+            server.cleanup()
+
+
+def with_database(dsn: str, name: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
+
+
+class Databases:
+    """Fresh migrated databases on one server, cloned from a template."""
+
+    def __init__(self, server_dsn: str) -> None:
+        self.server_dsn = server_dsn
+        self.template = f"qiwi_gw_bench_tpl_{os.getpid()}"
+        self.created: list[str] = []
+
+    async def _admin(self, sql: str) -> None:
+        connection = await asyncpg.connect(self.server_dsn)
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    async def setup(self) -> None:
+        await self._admin(f'DROP DATABASE IF EXISTS "{self.template}"')
+        await self._admin(f'CREATE DATABASE "{self.template}"')
+        await asyncio.to_thread(
+            migrations.apply, with_database(self.server_dsn, self.template), "public"
+        )
+
+    async def fresh(self, label: str) -> str:
+        name = f"qiwi_gw_bench_{label}_{os.getpid()}"
+        await self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await self._admin(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
+        self.created.append(name)
+        return with_database(self.server_dsn, name)
+
+    async def cleanup(self) -> None:
+        for name in [*self.created, self.template]:
+            await self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@dataclass
+class Receiver:
+    """A fast webhook receiver: counts distinct codes."""
+
+    codes: set[str] = field(default_factory=set)
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.codes.add(body["code"])
+        async with self.changed:
+            self.changed.notify_all()
+        return web.Response(text="ok")
+
+    async def wait_count(self, count: int, within: float) -> None:
+        async with asyncio.timeout(within), self.changed:
+            await self.changed.wait_for(lambda: len(self.codes) >= count)
+
+
+@asynccontextmanager
+async def serve_app(app: web.Application) -> AsyncIterator[str]:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = unused_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@dataclass
+class Process:
+    base: str
+    pid: int
+
+
+async def wait_http(url: str, process: asyncio.subprocess.Process) -> None:
+    async with aiohttp.ClientSession() as session, asyncio.timeout(120):
+        while process.returncode is None:
+            try:
+                async with session.get(url) as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"process behind {url} exited")
+
+
+@asynccontextmanager
+async def gateway(dsn: str, webhook_url: str | None) -> AsyncIterator[Process]:
+    port = unused_port()
+    env = {**os.environ, "DATABASE_URL": dsn, "HOST": "127.0.0.1", "PORT": str(port)}
+    if webhook_url:
+        env["QIWI_WEBHOOK_URL"] = webhook_url
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "qiwi_gw",
+        "serve",
+        env=env,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        await wait_http(f"{base}/readyz", process)
+        yield Process(base, process.pid)
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+HELLO_APP = textwrap.dedent(
+    """
+    import sys
+    from aiohttp import web
+
+    BODY = '<?xml version="1.0" encoding="UTF-8"?>\\n<response>\\n  <result>0</result>\\n</response>\\n'
+
+    async def hello(request):
+        return web.Response(text=BODY, content_type="text/xml")
+
+    app = web.Application()
+    app.router.add_get("/payment", hello)
+    app.router.add_get("/readyz", hello)
+    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+    """
+)
+
+
+@asynccontextmanager
+async def hello_world() -> AsyncIterator[Process]:
+    port = unused_port()
+    process = await asyncio.create_subprocess_exec(sys.executable, "-c", HELLO_APP, str(port))
+    base = f"http://127.0.0.1:{port}"
+    try:
+        await wait_http(f"{base}/readyz", process)
+        yield Process(base, process.pid)
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+# --- load generators -------------------------------------------------------
+
+WRK_PAY_SCRIPT = """
+local counter = 0
+local thread_number = 0
+local next_thread = 0
+function setup(thread)
+  thread:set("thread_number", next_thread)
+  next_thread = next_thread + 1
+end
+function request()
+  counter = counter + 1
+  local txn = BASE + thread_number * 100000000 + counter
+  return wrk.format("GET", PATH .. string.format("%d", txn))
+end
+"""
+
+
+class Load:
+    """Closed-loop load: ``CONNECTIONS`` connections, each sending as fast as answered."""
+
+    def __init__(self) -> None:
+        self.wrk = shutil.which("wrk")
+
+    @property
+    def name(self) -> str:
+        return "wrk" if self.wrk else "asyncio client"
+
+    async def run(self, base: str, path: str, seconds: float, unique_from: int | None) -> float:
+        """Requests per second answered."""
+        if self.wrk:
+            return await asyncio.to_thread(self._wrk, base, path, seconds, unique_from)
+        return await self._asyncio(base, path, seconds, unique_from)
+
+    def _wrk(self, base: str, path: str, seconds: float, unique_from: int | None) -> float:
+        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+            if unique_from is not None:
+                script.write(f"BASE = {unique_from}\nPATH = {json.dumps(path)}\n{WRK_PAY_SCRIPT}")
+            else:
+                script.write(f'request = function() return wrk.format("GET", {json.dumps(path)}) end\n')
+        try:
+            result = subprocess.run(
+                [self.wrk, "-t2", f"-c{CONNECTIONS}", f"-d{seconds:g}s", "-s", script.name, base],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+        finally:
+            os.unlink(script.name)
+        for line in result.stdout.splitlines():
+            if line.startswith("Requests/sec:"):
+                if "Non-2xx" in result.stdout:
+                    raise RuntimeError(f"wrk saw errors:\n{result.stdout}")
+                return float(line.split()[1])
+        raise RuntimeError(f"unexpected wrk output:\n{result.stdout}")
+
+    async def _asyncio(self, base: str, path: str, seconds: float, unique_from: int | None) -> float:
+        done = 0
+        counter = unique_from or 0
+        deadline = time.perf_counter() + seconds
+        async with aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=CONNECTIONS)
+        ) as session:
+
+            async def worker() -> None:
+                nonlocal done, counter
+                while time.perf_counter() < deadline:
+                    counter += 1
+                    url = base + path + (str(counter) if unique_from is not None else "")
+                    async with session.get(url) as response:
+                        await response.read()
+                        if response.status != 200:
+                            raise RuntimeError(f"HTTP {response.status}")
+                    done += 1
+
+            started = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(CONNECTIONS)))
+            return done / (time.perf_counter() - started)
+
+
+# --- the figures -----------------------------------------------------------
+
+BARE_PAY = """
+WITH log AS (
+    INSERT INTO qiwi_http_log (ip, url, method, headers, body)
+    VALUES ('127.0.0.1', $1, 'GET', '{}', '') RETURNING id
+)
+INSERT INTO qiwi_transaction (account, code, sum, status, txn_date, http_log_id, next_attempt_at)
+SELECT '42', $2, 10.00, 0, now(), log.id, now() FROM log
+"""
+
+
+async def bare_client_pays(dsn: str, seconds: float) -> float:
+    """The baseline: 32 connections, one payment per transaction (log row, payment
+    row, NOTIFY by the trigger), as fast as the database commits them."""
+    done = 0
+    deadline = time.perf_counter() + seconds
+    async with asyncpg.create_pool(dsn, min_size=CONNECTIONS, max_size=CONNECTIONS) as pool:
+
+        async def worker(number: int) -> None:
+            nonlocal done
+            async with pool.acquire() as connection:
+                n = 0
+                while time.perf_counter() < deadline:
+                    n += 1
+                    code = f"{number}{n:09d}"
+                    await connection.execute(BARE_PAY, PAY_PATH + code, code)
+                    done += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(i + 1) for i in range(CONNECTIONS)))
+        return done / (time.perf_counter() - started)
+
+
+async def count_pending(dsn: str) -> int:
+    connection = await asyncpg.connect(dsn)
+    try:
+        pending: int = await connection.fetchval(
+            "SELECT count(*) FROM qiwi_transaction WHERE status = 0"
+        )
+        return pending
+    finally:
+        await connection.close()
+
+
+async def gateway_pays(
+    databases: Databases, load: Load, seconds: float, label: str, seed_rows: int = 0
+) -> tuple[float, float, float]:
+    """pay/s through the gateway with webhooks on; returns (pay/s, seconds until all
+    delivered after the load stopped, peak RSS MB)."""
+    dsn = await databases.fresh(label)
+    if seed_rows:
+        await seed(dsn, seed_rows)
+    receiver = Receiver()
+    app = web.Application()
+    app.router.add_post("/hook", receiver.handle)
+    async with serve_app(app) as hook, gateway(dsn, hook + "/hook") as gw:
+        rate = await load.run(gw.base, PAY_PATH, seconds, unique_from=10**15)
+        started = time.perf_counter()
+        async with asyncio.timeout(300):
+            while await count_pending(dsn):
+                await asyncio.sleep(0.05)
+        drained = time.perf_counter() - started
+        rss = peak_rss_mb(gw.pid)
+    return rate, drained, rss
+
+
+async def seed(dsn: str, rows: int) -> None:
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute(
+            """
+            INSERT INTO qiwi_http_log (ip, url, method, headers, body, created_at)
+            SELECT '127.0.0.1', '/payment?command=pay&txn_id=' || n, 'GET', '{}', '',
+                   now() - make_interval(secs => n)
+            FROM generate_series(1, $1) n
+            """,
+            rows,
+        )
+        await connection.execute(
+            """
+            INSERT INTO qiwi_transaction
+                (account, code, sum, status, txn_date, http_log_id, created_at, delivered_at)
+            SELECT n::text, n::text, 10.00, 1, now(), n,
+                   now() - make_interval(secs => n), now()
+            FROM generate_series(1, $1) n
+            """,
+            rows,
+        )
+        await connection.execute("VACUUM ANALYZE qiwi_transaction")
+        await connection.execute("VACUUM ANALYZE qiwi_http_log")
+    finally:
+        await connection.close()
+
+
+async def check_rates(databases: Databases, load: Load, seconds: float) -> tuple[float, float]:
+    dsn = await databases.fresh("check")
+    async with gateway(dsn, None) as gw:
+        gateway_rate = await load.run(gw.base, CHECK_PATH, seconds, unique_from=None)
+    async with hello_world() as hello:
+        hello_rate = await load.run(hello.base, CHECK_PATH, seconds, unique_from=None)
+    return gateway_rate, hello_rate
+
+
+async def latency(databases: Databases, rates: list[float], seconds: float) -> dict[str, float]:
+    dsn = await databases.fresh("latency")
+    arrived: dict[str, float] = {}
+    changed = asyncio.Condition()
+
+    async def handle(request: web.Request) -> web.Response:
+        body = await request.json()
+        arrived.setdefault(body["code"], time.perf_counter())
+        async with changed:
+            changed.notify_all()
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/hook", handle)
+    figures: dict[str, float] = {}
+    async with serve_app(app) as hook, gateway(dsn, hook + "/hook") as gw:
+        await open_loop(gw.base, 50, 1, 10**14)  # warm-up, not measured
+        first = 1
+        for rate in rates:
+            sent, _answered = await open_loop(gw.base, rate, seconds, first)
+            first += len(sent)
+            async with asyncio.timeout(120), changed:
+                await changed.wait_for(lambda sent=sent: sent.keys() <= arrived.keys())
+            values = [(arrived[code] - t) * 1000 for code, t in sent.items()]
+            figures[f"latency_p50_ms_at_{rate:g}"] = statistics.median(values)
+            figures[f"latency_p99_ms_at_{rate:g}"] = percentile(values, 0.99)
+        figures["gateway_peak_rss_mb_latency"] = peak_rss_mb(gw.pid)
+    return figures
+
+
+async def drain(databases: Databases, rows: int) -> tuple[float, float]:
+    """Deliveries/s for ``rows`` pending payments, and pgqueuer's no-op jobs/s."""
+    dsn = await databases.fresh("drain")
+    connection = await asyncpg.connect(dsn)
+    await connection.execute(
+        "INSERT INTO qiwi_transaction (account, code, sum, status, txn_date, next_attempt_at)"
+        " SELECT n::text, n::text, 1, 0, now(), now() FROM generate_series(1, $1) n",
+        rows,
+    )
+    await connection.close()
+    receiver = Receiver()
+    app = web.Application()
+    app.router.add_post("/hook", receiver.handle)
+    async with serve_app(app) as hook:
+        started = time.perf_counter()
+        async with gateway(dsn, hook + "/hook"):
+            await receiver.wait_count(rows, within=600)
+            ours = rows / (time.perf_counter() - started)
+    theirs = await pgqueuer_drain(await databases.fresh("pgqueuer"), rows)
+    return ours, theirs
+
+
+async def pgqueuer_drain(dsn: str, rows: int) -> float:
+    from pgqueuer.adapters.drivers.asyncpg import AsyncpgDriver
+    from pgqueuer.adapters.persistence.queries import Queries
+    from pgqueuer.core.qm import QueueManager
+    from pgqueuer.domain import types
+
+    connection = await asyncpg.connect(dsn)
+    try:
+        queries = Queries.from_asyncpg_connection(connection)
+        await queries.install()
+        await queries.enqueue(["noop"] * rows, [None] * rows, [0] * rows)
+        manager = QueueManager(Queries(AsyncpgDriver(connection)))
+        done = 0
+
+        @manager.entrypoint("noop")
+        async def noop(job: Any) -> None:
+            nonlocal done
+            done += 1
+
+        started = time.perf_counter()
+        # Counted from the start of the worker, like the gateway's figure; its
+        # batch size is raised from 10 to 100 to give it its best throughput.
+        await manager.run(batch_size=100, mode=types.QueueExecutionMode.drain)
+        elapsed = time.perf_counter() - started
+        if done != rows:
+            raise RuntimeError(f"pgqueuer ran {done} of {rows} jobs")
+        return rows / elapsed
+    finally:
+        await connection.close()
+
+
+async def machine(server_dsn: str) -> dict[str, str]:
+    connection = await asyncpg.connect(server_dsn)
+    try:
+        version = await connection.fetchval("SHOW server_version")
+        fsync = await connection.fetchval("SHOW fsync")
+        sync_commit = await connection.fetchval("SHOW synchronous_commit")
+    finally:
+        await connection.close()
+    return {
+        "cores": str(os.cpu_count()),
+        "python": platform.python_version(),
+        "postgresql": f"{version} (fsync={fsync}, synchronous_commit={sync_commit})",
+    }
+
+
+async def one_run(seconds: float, drain_rows: int, seed_rows: int) -> dict[str, Any]:
+    load = Load()
+    with postgres_server() as server_dsn:
+        databases = Databases(server_dsn)
+        await databases.setup()
+        try:
+            results: dict[str, Any] = {"load_generator": load.name, **await machine(server_dsn)}
+            bare = await bare_client_pays(await databases.fresh("bare"), seconds)
+            pays, drained_after, rss_pay = await gateway_pays(databases, load, seconds, "pay")
+            results.update(
+                bare_pay_per_s=bare,
+                gateway_pay_per_s=pays,
+                pay_ratio=pays / bare,
+                webhooks_drained_s_after_load=drained_after,
+            )
+            check, hello = await check_rates(databases, load, seconds)
+            results.update(gateway_check_per_s=check, hello_per_s=hello, check_ratio=check / hello)
+            results.update(await latency(databases, [100.0, 500.0], seconds))
+            ours, theirs = await drain(databases, drain_rows)
+            results.update(drain_per_s=ours, pgqueuer_per_s=theirs, drain_ratio=ours / theirs)
+            big, _, rss_big = await gateway_pays(databases, load, seconds, "big", seed_rows)
+            results.update(
+                seeded_rows=seed_rows,
+                big_table_pay_per_s=big,
+                big_table_ratio=big / pays,
+                peak_rss_mb=max(rss_pay, rss_big, results["gateway_peak_rss_mb_latency"]),
+            )
+            return results
+        finally:
+            await databases.cleanup()
+
+
+RATIOS = {
+    "pay_ratio": ("pay/s, 32 connections, webhooks on and delivered", "bare asyncpg, 32 connections, one payment per transaction", "≥ 1.0×"),
+    "check_ratio": ("check/s (no check URL)", "hello-world aiohttp app, same load generator", "≥ 0.5×"),
+    "drain_ratio": ("backlog drain, deliveries/s", "pgqueuer no-op jobs/s, same database", "≥ 1.0×"),
+    "big_table_ratio": ("pay/s with 1,000,000 existing payments and log rows", "pay/s on empty tables, same run", "≥ 0.9×"),
+}
+
+
+def report(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    median = {key: statistics.median(run[key] for run in runs) for key in runs[0] if isinstance(runs[0][key], float | int)}
+    first = runs[0]
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Machine: {first['cores']} cores, Python {first['python']}, PostgreSQL {first['postgresql']}.",
+        f"Load generator: {first['load_generator']}. Runs: {len(runs)} (medians shown; every ratio's",
+        "two sides were measured in the same run).",
+        "",
+        "| figure | baseline (same run) | target | ratio (median) | each run |",
+        "|---|---|---|---|---|",
+    ]
+    for key, (figure, baseline, target) in RATIOS.items():
+        each = ", ".join(f"{run[key]:.2f}" for run in runs)
+        lines.append(f"| {figure} | {baseline} | {target} | {median[key]:.2f}× | {each} |")
+    lines += [
+        f"| webhook latency p50 / p99 at 100/s (open loop) | — | — | {median['latency_p50_ms_at_100']:.1f} / {median['latency_p99_ms_at_100']:.1f} ms | |",
+        f"| webhook latency p50 / p99 at 500/s (open loop) | — | p99 ≤ 10 ms | {median['latency_p50_ms_at_500']:.1f} / {median['latency_p99_ms_at_500']:.1f} ms | |",
+        f"| peak RSS of the gateway | — | ≤ 150 MB | {median['peak_rss_mb']:.0f} MB | |",
+        "",
+        "Raw figures (medians):",
+        "",
+    ]
+    for key in ("bare_pay_per_s", "gateway_pay_per_s", "webhooks_drained_s_after_load", "gateway_check_per_s", "hello_per_s", "drain_per_s", "pgqueuer_per_s", "big_table_pay_per_s"):
+        lines.append(f"- `{key}`: {median[key]:.1f}")
+    lines.append("")
+    (HERE / "results.md").write_text("\n".join(lines))
+    summary = {"runs": runs, "median": median}
+    (HERE / "results.json").write_text(json.dumps(summary, indent=2))
+    print("\n".join(lines))
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="qiwi-gw benchmarks with same-run baselines")
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--drain-rows", type=int, default=20_000)
+    parser.add_argument("--seed-rows", type=int, default=1_000_000)
+    parser.add_argument("--quick", action="store_true", help="short phases, small tables")
+    args = parser.parse_args()
+    if args.quick:
+        args.seconds, args.drain_rows, args.seed_rows = 3.0, 2_000, 20_000
+    runs = []
+    for number in range(1, args.repeat + 1):
+        print(f"run {number} of {args.repeat}...", file=sys.stderr)
+        runs.append(asyncio.run(one_run(args.seconds, args.drain_rows, args.seed_rows)))
+        print(json.dumps(runs[-1], indent=2), file=sys.stderr)
+    report(runs)
+
+
+if __name__ == "__main__":
+    main()
