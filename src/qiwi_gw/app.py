@@ -9,9 +9,9 @@ import aiohttp
 from aiohttp import web
 
 from qiwi_gw import db, handlers, keys, migrations
-from qiwi_gw.batcher import PayBatcher
 from qiwi_gw.checker import AccountChecker
 from qiwi_gw.dispatcher import Dispatcher
+from qiwi_gw.group_commit import GroupCommitter
 from qiwi_gw.incoming import MAX_BODY_BYTES
 from qiwi_gw.middleware import errors_as_answers
 from qiwi_gw.payments import Payments
@@ -63,15 +63,11 @@ def _http_client(
 async def _services(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     checker = AccountChecker(app[keys.HTTP_CLIENT], settings.check_url, settings.check_timeout)
-    batcher = PayBatcher(app[keys.POOL], db_timeout=settings.database.timeout)
-    await batcher.start()
-    app[keys.BATCHER] = batcher
+    committer = GroupCommitter(app[keys.POOL], db_timeout=settings.database.timeout)
+    await committer.start()
+    app[keys.COMMITTER] = committer
     app[keys.PAYMENTS] = Payments(
-        app[keys.POOL],
-        checker,
-        batcher,
-        deliver_webhooks=settings.webhook.url is not None,
-        db_timeout=settings.database.timeout,
+        checker, committer, deliver_webhooks=settings.webhook.url is not None
     )
     try:
         if settings.webhook.url is None:
@@ -80,7 +76,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
             async with _dispatching(app):
                 yield
     finally:
-        await batcher.stop()
+        await committer.stop()
 
 
 @asynccontextmanager

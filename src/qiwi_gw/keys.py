@@ -6,8 +6,8 @@ import aiohttp
 import asyncpg
 from aiohttp import web
 
-from qiwi_gw.batcher import PayBatcher
 from qiwi_gw.dispatcher import Dispatcher
+from qiwi_gw.group_commit import GroupCommitter
 from qiwi_gw.payments import Payments
 from qiwi_gw.settings import Settings
 
@@ -16,6 +16,6 @@ DSN = web.AppKey("dsn", str)
 POOL = web.AppKey("pool", asyncpg.Pool)
 HTTP_CLIENT = web.AppKey("http_client", aiohttp.ClientSession)
 PAYMENTS = web.AppKey("payments", Payments)
-BATCHER = web.AppKey("batcher", PayBatcher)
+COMMITTER = web.AppKey("committer", GroupCommitter)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 EXPECTED_MIGRATIONS = web.AppKey("expected_migrations", list[str])

@@ -8,16 +8,12 @@ from __future__ import annotations
 
 import logging
 
-import asyncpg
-
-from qiwi_gw.batcher import PayBatcher
 from qiwi_gw.checker import AccountChecker
-from qiwi_gw.db import DATABASE_ERRORS
-from qiwi_gw.errors import DatabaseUnavailableError, describe
+from qiwi_gw.group_commit import GroupCommitter
 from qiwi_gw.protocol import Answer, Check, Command, GetInfo, Pay, ProtocolError, ResultCode
-from qiwi_gw.store import http_log, transactions
+from qiwi_gw.store import transactions
 from qiwi_gw.store.http_log import HttpLogEntry
-from qiwi_gw.store.transactions import PayRequest
+from qiwi_gw.store.transactions import LoggedRequest
 
 logger = logging.getLogger(__name__)
 
@@ -25,20 +21,16 @@ logger = logging.getLogger(__name__)
 class Payments:
     def __init__(
         self,
-        pool: asyncpg.Pool,
         checker: AccountChecker,
-        batcher: PayBatcher,
+        committer: GroupCommitter,
         *,
         deliver_webhooks: bool,
-        db_timeout: float,
     ) -> None:
-        self._pool = pool
         self._checker = checker
-        self._batcher = batcher
+        self._committer = committer
         self._new_status = (
             transactions.STATUS_RECEIVED if deliver_webhooks else transactions.STATUS_COMPLETED
         )
-        self._db_timeout = db_timeout
 
     async def handle(self, command: Command, entry: HttpLogEntry) -> Answer:
         """Raise ``DatabaseUnavailableError``, ``BackendUnavailableError`` or ``ProtocolError``."""
@@ -54,7 +46,8 @@ class Payments:
 
     async def pay(self, pay: Pay, entry: HttpLogEntry) -> Answer:
         """Store the payment with its log row; answer 0 only once both are committed."""
-        stored = await self._batcher.store(PayRequest(entry, pay, self._new_status))
+        stored = await self._committer.store(LoggedRequest(entry, pay, self._new_status))
+        assert stored is not None  # a request with a payment gets its row
         payment = stored.payment
         context = {"txn_id": pay.txn_id, "prv_txn": payment.id}
         if stored.created:
@@ -75,8 +68,5 @@ class Payments:
         )
 
     async def log(self, entry: HttpLogEntry) -> None:
-        try:
-            async with self._pool.acquire(timeout=self._db_timeout) as connection:
-                await http_log.insert(connection, entry)
-        except DATABASE_ERRORS as exc:
-            raise DatabaseUnavailableError(describe(exc)) from exc
+        """Log a request that carries no payment (group-committed like payments)."""
+        await self._committer.store(LoggedRequest(entry))

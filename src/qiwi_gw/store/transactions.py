@@ -17,9 +17,9 @@ from qiwi_gw.store import attempts, http_log
 STATUS_RECEIVED = 0
 STATUS_COMPLETED = 1
 
-# A batch of pays in one statement, hence one implicit transaction and one round
-# trip: every request's log row and every new payment row commit together, or
-# none do. Log ids are drawn from the identity's sequence up front so each
+# A batch of requests in one statement, hence one implicit transaction and one
+# round trip: every request's log row and every new payment row commit together,
+# or none do. Log ids are drawn from the identity's sequence up front so each
 # payment row can point at its own request. Only the first pay of a txn_id in the
 # batch is offered for insertion; a txn_id already stored inserts nothing (its log
 # row still lands). Rows go in txn_id order so concurrent batches that share
@@ -65,12 +65,12 @@ class StoredPayment:
 
 
 @dataclass(frozen=True)
-class PayRequest:
-    """One ``pay`` to store: the request's log row, the payment, its first status."""
+class LoggedRequest:
+    """One request's log row, with the payment it carries (a ``pay``) and its first status."""
 
     entry: http_log.HttpLogEntry
-    pay: Pay
-    status: int
+    pay: Pay | None = None
+    status: int = STATUS_RECEIVED
 
 
 @dataclass(frozen=True)
@@ -81,26 +81,31 @@ class BatchResult:
     inserted: frozenset[str]
 
 
-async def insert_batch(connection: Executor, requests: Sequence[PayRequest]) -> BatchResult:
-    """Store a batch of pays with their log rows; look up the txn_ids already stored."""
+async def insert_batch(connection: Executor, requests: Sequence[LoggedRequest]) -> BatchResult:
+    """Store a batch of log rows and the payments among them; look up the txn_ids
+    already stored."""
     columns: list[list[object]] = [[] for _ in range(14)]
     offered: set[str] = set()
     for request in requests:
         pay = request.pay
-        first = pay.txn_id not in offered
-        offered.add(pay.txn_id)
-        values = (
-            *request.entry.as_args(),
-            pay.account,
-            pay.txn_id,
-            pay.sum,
-            request.status,
-            pay.txn_date,
-            pay.ccy,
-            pay.prv_id,
-            json.dumps(pay.extra),
-            first,
-        )
+        values: tuple[object, ...]
+        if pay is None:
+            values = (*request.entry.as_args(), *_NO_PAYMENT)
+        else:
+            first = pay.txn_id not in offered
+            offered.add(pay.txn_id)
+            values = (
+                *request.entry.as_args(),
+                pay.account,
+                pay.txn_id,
+                pay.sum,
+                request.status,
+                pay.txn_date,
+                pay.ccy,
+                pay.prv_id,
+                json.dumps(pay.extra),
+                first,
+            )
         for column, value in zip(columns, values, strict=True):
             column.append(value)
     rows = await connection.fetch(INSERT_PAYMENTS_WITH_LOGS, *columns)
@@ -113,6 +118,10 @@ async def insert_batch(connection: Executor, requests: Sequence[PayRequest]) -> 
         for found in await connection.fetch(SELECT_BY_CODES, repeated):
             stored[found["code"]] = _stored(found)
     return BatchResult(stored=stored, inserted=inserted)
+
+
+# The payment columns of a request that carries none (a check, a rejected call).
+_NO_PAYMENT = (None, None, None, None, None, None, None, None, False)
 
 
 def _stored(row: Record) -> StoredPayment:

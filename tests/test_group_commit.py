@@ -11,21 +11,21 @@ from typing import Any
 import asyncpg
 import pytest
 
-from qiwi_gw.batcher import PayBatcher, Stored
 from qiwi_gw.errors import DatabaseUnavailableError
+from qiwi_gw.group_commit import GroupCommitter, Stored
 from qiwi_gw.protocol import Pay
 from qiwi_gw.store.http_log import HttpLogEntry
-from qiwi_gw.store.transactions import STATUS_COMPLETED, PayRequest
+from qiwi_gw.store.transactions import STATUS_COMPLETED, LoggedRequest
 from tests.conftest import ClientFactory
 from tests.helpers import result_of
 
 
-def request(txn_id: str, account: str = "42", amount: str = "10.00") -> PayRequest:
+def request(txn_id: str, account: str = "42", amount: str = "10.00") -> LoggedRequest:
     entry = HttpLogEntry(
         ip="127.0.0.1", url=f"/payment?txn_id={txn_id}", method="GET", headers={}, body=""
     )
     pay = Pay(txn_id=txn_id, txn_date=datetime(2026, 11, 29), account=account, sum=Decimal(amount))
-    return PayRequest(entry, pay, STATUS_COMPLETED)
+    return LoggedRequest(entry, pay, STATUS_COMPLETED)
 
 
 @pytest.fixture
@@ -34,21 +34,23 @@ async def pool(database_dsn: str) -> AsyncIterator[asyncpg.Pool]:
         yield pool
 
 
-async def in_one_batch(batcher: PayBatcher, *requests: PayRequest) -> list[Stored | BaseException]:
+async def in_one_batch(
+    committer: GroupCommitter, *requests: LoggedRequest
+) -> list[Stored | BaseException | None]:
     """Queue every request before the committer runs, so they share one transaction."""
-    tasks = [asyncio.create_task(batcher.store(r)) for r in requests]
+    tasks = [asyncio.create_task(committer.store(r)) for r in requests]
     await asyncio.sleep(0)  # let each task enqueue (a scheduling yield, not a wait)
-    await batcher.start()
+    await committer.start()
     try:
         return list(await asyncio.gather(*tasks, return_exceptions=True))
     finally:
-        await batcher.stop()
+        await committer.stop()
 
 
 async def test_a_batch_is_one_transaction_with_every_log_row(pool: asyncpg.Pool, db: Any) -> None:
-    batcher = PayBatcher(pool, db_timeout=5)
-    results = await in_one_batch(batcher, *(request(str(n)) for n in range(1, 21)))
-    assert list(batcher.batch_sizes) == [20]
+    committer = GroupCommitter(pool, db_timeout=5)
+    results = await in_one_batch(committer, *(request(str(n)) for n in range(1, 21)))
+    assert list(committer.batch_sizes) == [20]
     assert all(isinstance(r, Stored) and r.created for r in results)
     rows = await db.fetch(
         "SELECT t.id, t.code, l.url FROM qiwi_transaction t"
@@ -61,9 +63,9 @@ async def test_a_batch_is_one_transaction_with_every_log_row(pool: asyncpg.Pool,
 
 
 async def test_repeats_inside_one_batch_share_the_row(pool: asyncpg.Pool, db: Any) -> None:
-    batcher = PayBatcher(pool, db_timeout=5)
+    committer = GroupCommitter(pool, db_timeout=5)
     first, again, other_sum = await in_one_batch(
-        batcher, request("7"), request("7"), request("7", amount="99.00")
+        committer, request("7"), request("7"), request("7", amount="99.00")
     )
     assert isinstance(first, Stored)
     assert isinstance(again, Stored)
@@ -76,8 +78,8 @@ async def test_repeats_inside_one_batch_share_the_row(pool: asyncpg.Pool, db: An
 
 
 async def test_repeats_across_batches_share_the_row(pool: asyncpg.Pool) -> None:
-    first = await in_one_batch(PayBatcher(pool, db_timeout=5), request("8"), request("9"))
-    second = await in_one_batch(PayBatcher(pool, db_timeout=5), request("9"), request("10"))
+    first = await in_one_batch(GroupCommitter(pool, db_timeout=5), request("8"), request("9"))
+    second = await in_one_batch(GroupCommitter(pool, db_timeout=5), request("9"), request("10"))
     assert isinstance(first[1], Stored)
     assert isinstance(second[0], Stored)
     assert first[1].payment.id == second[0].payment.id
@@ -92,9 +94,9 @@ async def test_one_bad_row_never_fails_its_neighbours(pool: asyncpg.Pool, db: An
     await db.execute(
         "ALTER TABLE qiwi_transaction ADD CONSTRAINT no_poison CHECK (account <> 'poison')"
     )
-    batcher = PayBatcher(pool, db_timeout=5)
+    committer = GroupCommitter(pool, db_timeout=5)
     good, bad, also_good = await in_one_batch(
-        batcher, request("1"), request("2", account="poison"), request("3")
+        committer, request("1"), request("2", account="poison"), request("3")
     )
     assert isinstance(good, Stored)
     assert isinstance(also_good, Stored)
@@ -110,7 +112,7 @@ async def test_a_database_error_answers_every_request_of_the_batch(
     async with asyncpg.create_pool(
         with_database(database_dsn, "no_such_database"), min_size=0
     ) as pool:
-        results = await in_one_batch(PayBatcher(pool, db_timeout=2), request("1"), request("2"))
+        results = await in_one_batch(GroupCommitter(pool, db_timeout=2), request("1"), request("2"))
     assert all(isinstance(r, DatabaseUnavailableError) for r in results)
 
 
@@ -163,7 +165,7 @@ async def test_a_burst_is_committed_in_fewer_transactions_than_payments(
     ]
     responses = await asyncio.gather(*(client.get("/payment", params=p) for p in params))
     assert {(await result_of(r))["result"] for r in responses} == {"0"}
-    sizes = client.app[keys.BATCHER].batch_sizes
+    sizes = client.app[keys.COMMITTER].batch_sizes
     assert sum(sizes) == 100
     assert len(sizes) < 100
     assert await db.fetchval("SELECT count(*) FROM qiwi_transaction") == 100

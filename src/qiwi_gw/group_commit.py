@@ -1,10 +1,11 @@
-"""Group commit for ``pay``: concurrent payments share one transaction.
+"""Group commit: concurrent requests share one transaction.
 
-Every ``pay`` must be durable before it is answered, so the database's commit
-rate is the ceiling. Committing payments one per transaction spends a WAL flush
-and a round trip on each; here, whatever arrives while a commit is in flight
-goes into the next one. Idle, a payment is committed at once, alone: batching
-adds no delay, it only absorbs bursts.
+Every ``pay`` must be durable before it is answered, and every request to
+``/payment`` is logged, so the database's commit rate is the ceiling. Committing
+one request per transaction spends a WAL flush and a round trip on each; here,
+whatever arrives while a commit is in flight goes into the next one. Idle, a
+request is committed at once, alone: batching adds no delay, it only absorbs
+bursts.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import asyncpg
 from qiwi_gw.db import DATABASE_ERRORS
 from qiwi_gw.errors import DatabaseUnavailableError, describe
 from qiwi_gw.store import transactions
-from qiwi_gw.store.transactions import BatchResult, PayRequest, StoredPayment
+from qiwi_gw.store.transactions import BatchResult, LoggedRequest, StoredPayment
 
 logger = logging.getLogger(__name__)
 
@@ -40,13 +41,13 @@ class Stored:
 
 @dataclass
 class _Waiting:
-    request: PayRequest
-    answer: asyncio.Future[Stored] = field(
+    request: LoggedRequest
+    answer: asyncio.Future[Stored | None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
 
 
-class PayBatcher:
+class GroupCommitter:
     def __init__(self, pool: asyncpg.Pool, *, db_timeout: float, committers: int = 1) -> None:
         self._pool = pool
         self._db_timeout = db_timeout
@@ -71,8 +72,9 @@ class PayBatcher:
         self._fail(self._queue, DatabaseUnavailableError("the gateway is shutting down"))
         self._queue = []
 
-    async def store(self, request: PayRequest) -> Stored:
-        """Return once the payment is committed (or was already stored).
+    async def store(self, request: LoggedRequest) -> Stored | None:
+        """Return once the request's log row (and payment) is committed; for a
+        ``pay``, the row its txn_id is stored as.
 
         Raises ``DatabaseUnavailableError`` when the commit failed: nothing of
         this request is stored then, and QIWI's repeat will be safe.
@@ -114,6 +116,10 @@ class PayBatcher:
             return
         created = set(result.inserted)
         for waiting in batch:
+            if waiting.request.pay is None:
+                if not waiting.answer.done():
+                    waiting.answer.set_result(None)
+                continue
             code = waiting.request.pay.txn_id
             payment = result.stored.get(code)
             if payment is None:
@@ -125,7 +131,7 @@ class PayBatcher:
             if not waiting.answer.done():
                 waiting.answer.set_result(Stored(payment=payment, created=first))
 
-    async def _insert(self, requests: list[PayRequest]) -> BatchResult:
+    async def _insert(self, requests: list[LoggedRequest]) -> BatchResult:
         async with self._pool.acquire(timeout=self._db_timeout) as connection:
             return await transactions.insert_batch(connection, requests)
 
