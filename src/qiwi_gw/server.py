@@ -14,7 +14,7 @@ from yoyo.exceptions import LockTimeout
 from qiwi_gw import migrations
 from qiwi_gw.app import create_app
 from qiwi_gw.embedded import embedded_postgres
-from qiwi_gw.errors import DatabaseUnavailableError
+from qiwi_gw.errors import DatabaseUnavailableError, describe
 from qiwi_gw.settings import Settings, mask_dsn
 
 logger = logging.getLogger(__name__)
@@ -44,6 +44,9 @@ def migrate(dsn: str, schema: str, *, wait: float = 0.0) -> list[str]:
     while True:
         try:
             return migrations.apply(dsn, schema)
+        except psycopg.errors.ProgrammingError as exc:
+            # The database answers, but the schema is not what the migrations expect.
+            raise DatabaseUnavailableError(f"cannot migrate: {describe(exc)}") from None
         except (psycopg.OperationalError, LockTimeout) as exc:
             if time.monotonic() + delay > deadline:
                 first_line = (
