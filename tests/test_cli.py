@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from qiwi_gw import migrations
+
 
 def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("PG_", "QIWI_", "HTTP_AUTH"))}
@@ -57,7 +59,7 @@ def test_unreachable_database_is_one_line(empty_database_dsn: str) -> None:
 def test_migrate_applies_then_has_nothing_to_do(empty_database_dsn: str) -> None:
     first = run("migrate", env={"DATABASE_URL": empty_database_dsn})
     assert first.returncode == 0, first.stderr
-    assert "applied 2 migration(s)" in first.stdout
+    assert f"applied {len(migrations.expected_ids())} migration(s)" in first.stdout
     second = run("migrate", env={"DATABASE_URL": empty_database_dsn})
     assert "none pending" in second.stdout
 
