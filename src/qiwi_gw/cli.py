@@ -8,24 +8,24 @@ import os
 import sys
 from collections.abc import Sequence
 
-from qiwi_gw import __version__, logs, server
+from qiwi_gw import __version__, logs, ops, server
 from qiwi_gw.errors import QiwiGwError
+from qiwi_gw.ops.arguments import EXIT_USAGE, Parser
+from qiwi_gw.ops.common import BadArgumentError
 from qiwi_gw.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 EXIT_ERROR = 1
-EXIT_USAGE = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="qiwi-gw", description="QIWI provider-protocol gateway with webhooks."
-    )
+    parser = Parser(prog="qiwi-gw", description="QIWI provider-protocol gateway with webhooks.")
     parser.add_argument("--version", action="version", version=f"qiwi-gw {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("serve", help="run the gateway (HOST, PORT; embedded database if none set)")
     commands.add_parser("migrate", help="apply pending database migrations and exit")
+    ops.add_parsers(commands)
     return parser
 
 
@@ -38,14 +38,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     logs.configure(debug=settings.debug, log_format=settings.log_format)
     try:
+        if ops.is_operation(args):
+            # stdout is the answer; stderr carries errors only, not progress logs.
+            if not settings.debug:
+                logging.getLogger().setLevel(logging.WARNING)
+            return ops.run(args, settings)
         if args.command == "serve":
             server.serve(settings)
         elif args.command == "migrate":
             with server.database(settings) as dsn:
                 applied = server.migrate(dsn, settings.database.schema)
             print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
+    except BadArgumentError as exc:
+        print(f"qiwi-gw {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except QiwiGwError as exc:
         print(f"qiwi-gw: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except BrokenPipeError:
+        # The reader went away (``qiwi-gw export ... | head``): stop quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 0

@@ -24,10 +24,11 @@ from qiwi_gw.backoff import Breaker, retry_delay
 from qiwi_gw.db import DATABASE_ERRORS
 from qiwi_gw.errors import describe
 from qiwi_gw.listener import Listener
+from qiwi_gw.recorder import OutcomeRecorder
 from qiwi_gw.settings import Settings
 from qiwi_gw.store import attempts, transactions
-from qiwi_gw.store.transactions import DueRow
-from qiwi_gw.webhook import Delivery, WebhookSender
+from qiwi_gw.store.transactions import DueRow, Outcome
+from qiwi_gw.webhook import WebhookSender
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +67,9 @@ class Dispatcher:
             zone=settings.timezone,
         )
         self._lease = webhook.timeout + LEASE_MARGIN
+        self._recorder = OutcomeRecorder(
+            pool, owner=self.owner, db_timeout=self._db_timeout, on_written=self._schedule_retries
+        )
         self._breaker = Breaker(
             probe_size=webhook.concurrency, minimum=webhook.retry_min, maximum=webhook.retry_max
         )
@@ -89,6 +93,7 @@ class Dispatcher:
         return len(self._in_flight)
 
     async def start(self) -> None:
+        await self._recorder.start()
         self._tasks = [
             asyncio.create_task(self.listener.run(), name="qiwi-gw-listener"),
             asyncio.create_task(self._run(), name="qiwi-gw-dispatcher"),
@@ -116,6 +121,7 @@ class Dispatcher:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._recorder.stop()
         try:
             async with self._pool.acquire(timeout=self._db_timeout) as connection:
                 released = await transactions.release_claims(connection, self.owner)
@@ -176,38 +182,36 @@ class Dispatcher:
 
     async def _deliver(self, row: DueRow) -> None:
         delivery = await self._sender.send(row)
-        context = {"txn_id": row.code, "prv_txn": row.id, "attempt": delivery.record.attempt}
+        record = delivery.record
+        context = {"txn_id": row.code, "prv_txn": row.id, "attempt": record.attempt}
         if delivery.delivered:
-            logger.info("webhook delivered", extra=context)
+            # DEBUG: the attempt table holds every delivery; one INFO line per
+            # payment (when it is stored) keeps the log's cost per payment low.
+            logger.debug("webhook delivered", extra=context)
+            self._recorder.add(Outcome(record, delivered=True))
         else:
-            logger.warning("webhook failed: %s", delivery.record.summary, extra=context)
-        await self._record(row, delivery)
+            delay = retry_delay(record.attempt, self._settings.retry_min, self._settings.retry_max)
+            logger.warning(
+                "webhook failed: %s; retry in %.1f s", record.summary, delay, extra=context
+            )
+            self._recorder.add(Outcome(record, delivered=False, retry_in=delay))
         if self._breaker.record(delivery.delivered):
             await self._end_outage()
 
-    async def _record(self, row: DueRow, delivery: Delivery) -> None:
-        try:
-            async with self._pool.acquire(timeout=self._db_timeout) as connection:
-                if delivery.delivered:
-                    await transactions.record_delivered(connection, delivery.record)
-                else:
-                    delay = retry_delay(
-                        delivery.record.attempt, self._settings.retry_min, self._settings.retry_max
-                    )
-                    await transactions.record_failed(connection, delivery.record, delay, self.owner)
-                    retry_at = time.monotonic() + delay
-                    if retry_at < self._next_retry_at:
-                        self._next_retry_at = retry_at
-                        self._wake.set()  # the loop is asleep on a longer timeout
-        except DATABASE_ERRORS as exc:
-            # The claim expires and the row is sent again: at-least-once, never lost.
-            logger.error(
-                "cannot record webhook attempt: %s",
-                describe(exc),
-                extra={"txn_id": row.code, "prv_txn": row.id},
-            )
+    def _schedule_retries(self, outcomes: list[Outcome]) -> None:
+        """Wake when the earliest retry just written falls due: only now does the
+        table say when it is due, so waking earlier would find nothing."""
+        delays = [outcome.retry_in for outcome in outcomes if not outcome.delivered]
+        if not delays:
+            return
+        retry_at = time.monotonic() + min(delays)
+        if retry_at < self._next_retry_at:
+            self._next_retry_at = retry_at
+            self._wake.set()  # the loop is asleep on a longer timeout
 
     async def _end_outage(self) -> None:
+        # Failures recorded after this would keep their long backoff: write them first.
+        await self._recorder.drained()
         try:
             async with self._pool.acquire(timeout=self._db_timeout) as connection:
                 count = await transactions.make_backed_off_due(connection)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterator
@@ -22,6 +23,15 @@ logger = logging.getLogger(__name__)
 # Compose starts the database and the gateway together: wait for it this long.
 STARTUP_WAIT = 60.0
 SHUTDOWN_TIMEOUT = 20.0
+
+
+def _event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop where it is installed: the same asyncio, a faster loop under load."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
 
 @contextmanager
@@ -67,6 +77,7 @@ def serve(settings: Settings) -> None:
         logger.info("listening on %s:%d", settings.host, settings.port)
         web.run_app(
             app,
+            loop=_event_loop(),
             host=settings.host,
             port=settings.port,
             print=None,

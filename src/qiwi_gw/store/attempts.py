@@ -46,3 +46,21 @@ async def prune_delivered(connection: Executor, days: int, batch: int = 5000) ->
 async def for_transaction(connection: Executor, transaction_id: int) -> list[asyncpg.Record]:
     rows: list[asyncpg.Record] = await connection.fetch(SELECT_FOR_TRANSACTION, transaction_id)
     return rows
+
+
+# --- operator queries ---------------------------------------------------------
+
+# The latest failed attempt, through the partial index qiwi_webhook_attempt_failed_idx
+# (migration 0003): the condition must stay the index's own.
+SELECT_LAST_FAILURE = """
+SELECT a.started_at, a.attempt, a.http_status, a.error, t.id, t.code
+FROM qiwi_webhook_attempt a
+JOIN qiwi_transaction t ON t.id = a.transaction_id
+WHERE a.error IS NOT NULL OR a.http_status < 200 OR a.http_status > 299
+ORDER BY a.started_at DESC
+LIMIT 1
+"""
+
+
+async def last_failure(connection: Executor) -> asyncpg.Record | None:
+    return await connection.fetchrow(SELECT_LAST_FAILURE)

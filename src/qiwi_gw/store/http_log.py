@@ -30,3 +30,27 @@ class HttpLogEntry:
 async def insert(connection: Executor, entry: HttpLogEntry) -> int:
     log_id: int = await connection.fetchval(INSERT, *entry.as_args())
     return log_id
+
+
+# --- operator queries ---------------------------------------------------------
+# qiwi_transaction.http_log_id has no foreign key: pruning the log never blocks
+# on, nor deletes, a payment (the payment keeps a dangling id).
+
+# One bounded batch, oldest first through qiwi_http_log_created_at_idx, by the
+# database's clock (the one that wrote created_at, in UTC). Each runs as its own
+# short transaction and touches only old rows, so writers never wait on it.
+PRUNE_BATCH = """
+DELETE FROM qiwi_http_log
+WHERE id IN (
+    SELECT id FROM qiwi_http_log
+    WHERE created_at < (now() AT TIME ZONE 'UTC') - make_interval(secs => $1)
+    ORDER BY created_at
+    LIMIT $2
+)
+"""
+
+
+async def prune_batch(connection: Executor, older_than_seconds: float, batch: int) -> int:
+    """Delete up to ``batch`` rows older than the given age; return how many went."""
+    status: str = await connection.execute(PRUNE_BATCH, older_than_seconds, batch)
+    return int(status.rsplit(" ", 1)[1])

@@ -12,7 +12,7 @@ from asyncpg import Record
 
 from qiwi_gw.db import Executor
 from qiwi_gw.protocol import Pay
-from qiwi_gw.store import attempts, http_log
+from qiwi_gw.store import http_log
 
 STATUS_RECEIVED = 0
 STATUS_COMPLETED = 1
@@ -149,35 +149,40 @@ WHERE t.id = due.id
 RETURNING t.id, t.account, t.code, t.sum, t.created_at, t.attempts
 """
 
-# Delivered even when our lease ran out meanwhile: the backend has the payment.
-RECORD_DELIVERED = f"""
-WITH attempt AS ({attempts.INSERT})
-UPDATE qiwi_transaction
-SET status = {STATUS_COMPLETED},
-    attempts = attempts + 1,
-    last_attempt_at = $3,
-    last_error = NULL,
-    delivered_at = now(),
-    next_attempt_at = NULL,
+# The outcomes of many attempts in one statement: each attempt's row in
+# qiwi_webhook_attempt, and its payment's new state. A delivered payment is
+# marked so even when the lease ran out meanwhile (the backend has it); a failed
+# one is rescheduled only by the holder of its lease, so a stale failure never
+# pushes back a row another process has claimed since.
+RECORD_OUTCOMES = f"""
+WITH outcome AS (
+    SELECT *
+    FROM unnest(
+        $1::bigint[], $2::int[], $3::timestamptz[], $4::int[], $5::int[], $6::text[],
+        $7::text[], $8::bool[], $9::text[], $10::float8[]
+    ) AS o(transaction_id, attempt, started_at, duration_ms, http_status, error,
+           response_excerpt, delivered, last_error, retry_in)
+),
+attempt AS (
+    INSERT INTO qiwi_webhook_attempt
+        (transaction_id, attempt, started_at, duration_ms, http_status, error, response_excerpt)
+    SELECT transaction_id, attempt, started_at, duration_ms, http_status, error, response_excerpt
+    FROM outcome
+)
+UPDATE qiwi_transaction t
+SET status = CASE WHEN o.delivered THEN {STATUS_COMPLETED} ELSE t.status END,
+    attempts = t.attempts + 1,
+    last_attempt_at = o.started_at,
+    last_error = o.last_error,
+    delivered_at = CASE WHEN o.delivered THEN now() ELSE t.delivered_at END,
+    next_attempt_at = CASE WHEN o.delivered THEN NULL
+                           ELSE now() + make_interval(secs => o.retry_in) END,
     locked_until = NULL,
     locked_by = NULL,
     updated_at = now() AT TIME ZONE 'UTC'
-WHERE id = $1
-"""
-
-# Only the holder of the lease reschedules: a stale failure must not push back
-# a row that another process has claimed since.
-RECORD_FAILED = f"""
-WITH attempt AS ({attempts.INSERT})
-UPDATE qiwi_transaction
-SET attempts = attempts + 1,
-    last_attempt_at = $3,
-    last_error = $8,
-    next_attempt_at = now() + make_interval(secs => $9),
-    locked_until = NULL,
-    locked_by = NULL,
-    updated_at = now() AT TIME ZONE 'UTC'
-WHERE id = $1 AND status = {STATUS_RECEIVED} AND locked_by = $10
+FROM outcome o
+WHERE t.id = o.transaction_id
+  AND (o.delivered OR (t.status = {STATUS_RECEIVED} AND t.locked_by = $11))
 """
 
 RELEASE_CLAIMS = f"""
@@ -253,19 +258,23 @@ async def claim_due(
     ]
 
 
-async def record_delivered(connection: Executor, record: AttemptRecord) -> None:
-    await connection.execute(RECORD_DELIVERED, *record.as_args())
+@dataclass(frozen=True)
+class Outcome:
+    """A finished attempt: delivered, or to be retried in ``retry_in`` seconds."""
+
+    record: AttemptRecord
+    delivered: bool
+    retry_in: float = 0.0
 
 
-async def record_failed(
-    connection: Executor,
-    record: AttemptRecord,
-    retry_in_seconds: float,
-    owner: str,
-) -> None:
-    await connection.execute(
-        RECORD_FAILED, *record.as_args(), record.summary, retry_in_seconds, owner
-    )
+async def record_outcomes(connection: Executor, outcomes: Sequence[Outcome], owner: str) -> None:
+    columns: list[list[object]] = [[] for _ in range(10)]
+    for outcome in outcomes:
+        last_error = None if outcome.delivered else outcome.record.summary
+        values = (*outcome.record.as_args(), outcome.delivered, last_error, outcome.retry_in)
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
+    await connection.execute(RECORD_OUTCOMES, *columns, owner)
 
 
 async def release_claims(connection: Executor, owner: str) -> int:
@@ -276,3 +285,170 @@ async def release_claims(connection: Executor, owner: str) -> int:
 async def make_backed_off_due(connection: Executor) -> int:
     status: str = await connection.execute(MAKE_BACKED_OFF_DUE)
     return int(status.rsplit(" ", 1)[1])
+
+
+# --- operator queries ---------------------------------------------------------
+# For ``qiwi-gw status|pending|attempts|resend|export|reconcile`` (``qiwi_gw.ops``).
+# Each reads through an index, never the whole table: the pending ones through
+# the partial indexes on ``status = 0`` (migrations 0002 and 0003), the rest by
+# ``code``, ``txn_date`` or ``delivered_at``.
+
+# Counting every row is a full scan: count exactly only up to a bound ...
+COUNT_UP_TO = """
+SELECT count(*) FROM (SELECT 1 FROM qiwi_transaction LIMIT $1) AS bounded
+"""
+
+# ... and past it take the planner's estimate (its statistics scaled to the
+# table's current size; never a scan).
+ESTIMATE_ROWS = "EXPLAIN (FORMAT JSON) SELECT 1 FROM qiwi_transaction"
+
+# An index-only scan of the pending index; now() is the transaction's clock.
+COUNT_PENDING = f"""
+SELECT now() AS now,
+       count(*) AS pending,
+       count(*) FILTER (WHERE next_attempt_at <= now()) AS due
+FROM qiwi_transaction
+WHERE status = {STATUS_RECEIVED}
+"""
+
+# Oldest first, through qiwi_transaction_pending_created_idx.
+SELECT_PENDING = f"""
+SELECT id, code, account, sum, created_at, attempts, next_attempt_at, last_attempt_at,
+       last_error, coalesce(locked_until > now(), false) AS in_flight
+FROM qiwi_transaction
+WHERE status = {STATUS_RECEIVED}
+ORDER BY created_at, id
+LIMIT $1
+"""
+
+SELECT_LAST_DELIVERY = """
+SELECT id, code, delivered_at
+FROM qiwi_transaction
+WHERE delivered_at IS NOT NULL
+ORDER BY delivered_at DESC
+LIMIT 1
+"""
+
+SELECT_BY_CODE = """
+SELECT id, code, account, sum, status, txn_date, created_at, attempts, next_attempt_at,
+       last_attempt_at, last_error, delivered_at,
+       coalesce(locked_until > now(), false) AS in_flight
+FROM qiwi_transaction
+WHERE code = $1
+"""
+
+# Resend: lock the rows first, so the dispatcher cannot claim one between the
+# look and the change. A row whose claim is live is being sent right now.
+LOCK_FOR_RESEND = """
+SELECT id, code, status, coalesce(locked_until > now(), false) AS in_flight
+FROM qiwi_transaction
+WHERE code = ANY($1::text[])
+ORDER BY id
+FOR UPDATE
+"""
+
+# A delivered row goes back to "received", so the dispatcher sends it once more.
+MAKE_DUE = f"""
+UPDATE qiwi_transaction
+SET status = {STATUS_RECEIVED},
+    delivered_at = NULL,
+    next_attempt_at = now(),
+    updated_at = now() AT TIME ZONE 'UTC'
+WHERE id = ANY($1::bigint[])
+"""
+
+# One bounded batch of backed-off (or never scheduled) pending rows made due;
+# rows the dispatcher holds are skipped, not waited for.
+MAKE_PENDING_DUE = f"""
+UPDATE qiwi_transaction
+SET next_attempt_at = now()
+WHERE id IN (
+    SELECT id FROM qiwi_transaction
+    WHERE status = {STATUS_RECEIVED}
+      AND (next_attempt_at > now() OR next_attempt_at IS NULL)
+      AND (locked_until IS NULL OR locked_until <= now())
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING id
+"""
+
+# The channel the insert trigger uses; a running gateway wakes and sends at once.
+NOTIFY_DUE = "SELECT pg_notify('qiwi_gw:' || current_schema(), $1)"
+
+# QIWI's registry is by QIWI's date, so this one is too: txn_date in [$1, $2).
+# Export streams it through a cursor; reconcile reads it whole.
+SELECT_REGISTRY = """
+SELECT code, id, account, sum, txn_date, created_at, status
+FROM qiwi_transaction
+WHERE txn_date >= $1 AND txn_date < $2
+ORDER BY txn_date, id
+"""
+
+SELECT_REGISTRY_BY_CODES = """
+SELECT code, id, account, sum, txn_date, created_at, status
+FROM qiwi_transaction
+WHERE code = ANY($1::text[])
+"""
+
+
+async def count_up_to(connection: Executor, bound: int) -> int:
+    count: int = await connection.fetchval(COUNT_UP_TO, bound)
+    return count
+
+
+async def estimate_rows(connection: Executor) -> int:
+    plan = json.loads(await connection.fetchval(ESTIMATE_ROWS))
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+@dataclass(frozen=True)
+class PendingCount:
+    now: datetime
+    pending: int
+    due: int
+
+
+async def count_pending(connection: Executor) -> PendingCount:
+    """How many rows wait for delivery, and how many of them are due ``now``."""
+    row = await connection.fetchrow(COUNT_PENDING)
+    assert row is not None
+    return PendingCount(now=row["now"], pending=row["pending"], due=row["due"])
+
+
+async def oldest_pending(connection: Executor, limit: int) -> list[Record]:
+    return await connection.fetch(SELECT_PENDING, limit)
+
+
+async def last_delivery(connection: Executor) -> Record | None:
+    return await connection.fetchrow(SELECT_LAST_DELIVERY)
+
+
+async def by_code(connection: Executor, code: str) -> Record | None:
+    return await connection.fetchrow(SELECT_BY_CODE, code)
+
+
+async def lock_for_resend(connection: Executor, codes: Sequence[str]) -> list[Record]:
+    """Call inside a transaction: the rows stay locked until it ends."""
+    return await connection.fetch(LOCK_FOR_RESEND, list(codes))
+
+
+async def make_due(connection: Executor, ids: Sequence[int]) -> None:
+    await connection.execute(MAKE_DUE, list(ids))
+
+
+async def make_pending_due(connection: Executor, batch: int) -> list[int]:
+    return [row["id"] for row in await connection.fetch(MAKE_PENDING_DUE, batch)]
+
+
+async def notify_due(connection: Executor, transaction_id: int) -> None:
+    await connection.execute(NOTIFY_DUE, str(transaction_id))
+
+
+async def registry(connection: Executor, start: datetime, end: datetime) -> list[Record]:
+    """Payments with ``start <= txn_date < end``, in txn_date order."""
+    return await connection.fetch(SELECT_REGISTRY, start, end)
+
+
+async def registry_by_codes(connection: Executor, codes: Sequence[str]) -> list[Record]:
+    return await connection.fetch(SELECT_REGISTRY_BY_CODES, list(codes))

@@ -1,0 +1,61 @@
+"""What every operator command shares: its errors, its job type, its connection."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import asyncpg
+
+from qiwi_gw import db
+from qiwi_gw.db import DATABASE_ERRORS
+from qiwi_gw.errors import DatabaseUnavailableError, QiwiGwError, describe
+from qiwi_gw.settings import DatabaseSettings, Settings, mask_dsn
+
+APPLICATION_NAME = "qiwi-gw-cli"
+
+# A command's work on an open connection; it returns the process's exit code.
+Job = Callable[[asyncpg.Connection, Settings], Awaitable[int]]
+
+
+class BadArgumentError(QiwiGwError):
+    """An argument the command cannot use (exit code 2): a bad date, a missing file."""
+
+
+class NotFoundError(QiwiGwError):
+    """What the operator named is not in the database (exit code 1)."""
+
+
+@asynccontextmanager
+async def connect(settings: DatabaseSettings, dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    """One connection with the gateway's search_path; database errors become one line.
+
+    No command timeout: an export or a prune may rightly run for minutes.
+    """
+    try:
+        connection: asyncpg.Connection = await asyncpg.connect(
+            dsn,
+            timeout=settings.timeout,
+            server_settings={**db.server_settings(settings), "application_name": APPLICATION_NAME},
+            # PgBouncer in transaction mode cannot keep prepared statements.
+            statement_cache_size=0 if settings.listen_dsn != settings.dsn else 100,
+        )
+    except DATABASE_ERRORS as exc:
+        raise DatabaseUnavailableError(
+            f"cannot connect to {mask_dsn(dsn)}: {describe(exc)}"
+        ) from None
+    try:
+        yield connection
+    except BrokenPipeError:
+        raise  # stdout closed (``| head``): not the database's fault
+    except (asyncpg.UndefinedTableError, asyncpg.UndefinedColumnError) as exc:
+        raise DatabaseUnavailableError(
+            f"{describe(exc)} (is schema {settings.schema!r} migrated? run: qiwi-gw migrate)"
+        ) from None
+    except DATABASE_ERRORS as exc:
+        raise DatabaseUnavailableError(f"database error: {describe(exc)}") from None
+    finally:
+        try:
+            await connection.close(timeout=settings.timeout)
+        except DATABASE_ERRORS:
+            connection.terminate()

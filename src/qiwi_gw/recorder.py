@@ -1,0 +1,92 @@
+"""Writes webhook outcomes in batches, the way the committer writes payments:
+whatever finished while the last write was in flight goes into the next one."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Final
+
+import asyncpg
+
+from qiwi_gw.db import DATABASE_ERRORS
+from qiwi_gw.errors import describe
+from qiwi_gw.store import transactions
+from qiwi_gw.store.transactions import Outcome
+
+logger = logging.getLogger(__name__)
+
+MAX_BATCH: Final = 500
+TRIES: Final = 3
+
+
+class OutcomeRecorder:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        owner: str,
+        db_timeout: float,
+        on_written: Callable[[list[Outcome]], None] = lambda _batch: None,
+    ) -> None:
+        self._pool = pool
+        self._on_written = on_written
+        self._owner = owner
+        self._db_timeout = db_timeout
+        self._pending: list[Outcome] = []
+        self._arrived = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, outcome: Outcome) -> None:
+        self._pending.append(outcome)
+        self._idle.clear()
+        self._arrived.set()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="qiwi-gw-outcome-recorder")
+
+    async def drained(self) -> bool:
+        """Wait until every outcome added so far is written (or given up on)."""
+        try:
+            async with asyncio.timeout(self._db_timeout * TRIES):
+                await self._idle.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    async def stop(self) -> None:
+        """Write what is pending (within the database timeout), then stop."""
+        if not await self.drained():
+            logger.warning(
+                "%d webhook outcomes not recorded; their claims expire", len(self._pending)
+            )
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            await self._arrived.wait()
+            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+            if not self._pending:
+                self._arrived.clear()
+            await self._write(batch)
+            if not self._pending:
+                self._idle.set()
+
+    async def _write(self, batch: list[Outcome]) -> None:
+        for attempt in range(1, TRIES + 1):
+            try:
+                async with self._pool.acquire(timeout=self._db_timeout) as connection:
+                    await transactions.record_outcomes(connection, batch, self._owner)
+                self._on_written(batch)
+                return
+            except DATABASE_ERRORS as exc:
+                if attempt == TRIES:
+                    # Claims expire and the rows are sent again: at-least-once, never lost.
+                    logger.error("cannot record %d webhook outcomes: %s", len(batch), describe(exc))
+                    return
+                await asyncio.sleep(0.2 * 2**attempt)
