@@ -40,8 +40,18 @@ async def create_pool(settings: DatabaseSettings, dsn: str) -> asyncpg.Pool:
         server_settings=server_settings(settings),
         # PgBouncer in transaction mode cannot keep prepared statements.
         statement_cache_size=0 if settings.listen_dsn != settings.dsn else 100,
+        reset=_keep_session,
     )
     return pool
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Release a connection to the pool without asyncpg's reset query.
+
+    The default (UNLISTEN *, RESET ALL, CLOSE ALL, unlock advisory locks) costs a
+    round trip per release. Pooled connections here never LISTEN, SET, open
+    cursors or take advisory locks; asyncpg still rolls back an open transaction.
+    """
 
 
 async def connect(settings: DatabaseSettings, dsn: str) -> asyncpg.Connection:
