@@ -405,3 +405,43 @@ async def assert_money_invariants(qiwi: Qiwi, dsn: str) -> dict[str, int]:
         await connection.close()
     assert doubled == 0
     return stored
+
+
+COLUMNS = (
+    ("load", "load"),
+    ("faults", "faults injected"),
+    ("requests", "requests sent"),
+    ("answered_0", "pays answered 0"),
+    ("stored", "payments stored"),
+    ("lost", "lost"),
+    ("doubled", "doubled"),
+    ("delivered", "delivered"),
+    ("worst_recovery_s", "worst recovery (s)"),
+)
+
+
+def render(results: Path, out: Path) -> None:
+    """docs/reliability.md from the JSON lines the scenarios appended."""
+    rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
+    lines = [
+        "# Reliability",
+        "",
+        "Produced by `make chaos` (CHAOS_FULL=1: full loads and durations); every row is one",
+        "scenario of the fault-injection suite in `tests/test_chaos_*.py`, run against real",
+        "gateway processes, a real PostgreSQL and a real local backend. Each scenario asserts",
+        "its invariants; this table is what it measured.",
+        "",
+        "| scenario | " + " | ".join(title for _, title in COLUMNS) + " | other figures |",
+        "|---" * (len(COLUMNS) + 2) + "|",
+    ]
+    known = {"scenario", "full", *(key for key, _ in COLUMNS)}
+    for row in rows:
+        cells = [str(row.get(key, "–")) for key, _ in COLUMNS]
+        other = ", ".join(f"{k}={v}" for k, v in row.items() if k not in known)
+        lines.append(f"| {row['scenario']} | " + " | ".join(cells) + f" | {other} |")
+    lines.append("")
+    out.write_text("\n".join(lines))
+
+
+if __name__ == "__main__":
+    render(Path(sys.argv[1]), Path(sys.argv[2]))

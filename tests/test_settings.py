@@ -248,6 +248,14 @@ def test_pg_real_host_with_database_url() -> None:
     assert settings.database.listen_dsn == "postgresql://u:p@real:6432/db?sslmode=require"
 
 
+def test_pg_real_port_points_the_listener_past_pgbouncer() -> None:
+    settings = Settings.from_env(
+        {"PG_HOST": "db", "PG_PORT": "6432", "PG_REAL_HOST": "db", "PG_REAL_PORT": "5432"}
+    )
+    assert settings.database.dsn == "postgresql://postgres@db:6432/postgres"
+    assert settings.database.listen_dsn == "postgresql://postgres@db:5432/postgres"
+
+
 def test_pg_real_host_ipv6() -> None:
     settings = Settings.from_env({"PG_HOST": "bouncer", "PG_REAL_HOST": "fd00::5"})
     listen = settings.database.listen_dsn
@@ -306,6 +314,7 @@ def test_pg_real_host_ipv6() -> None:
         ({"PG_SCHEMA": "1abc"}, "PG_SCHEMA"),
         ({"PG_SCHEMA": "a" * 64}, "PG_SCHEMA"),
         ({"PG_REAL_HOST": "db"}, "PG_REAL_HOST"),
+        ({"PG_HOST": "db", "PG_REAL_HOST": "db", "PG_REAL_PORT": "x"}, "PG_REAL_PORT"),
         ({"DEBUG": "maybe"}, "DEBUG"),
         ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
     ],

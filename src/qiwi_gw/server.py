@@ -72,7 +72,9 @@ def migrate(dsn: str, schema: str, *, wait: float = 0.0) -> list[str]:
 
 def serve(settings: Settings) -> None:
     with database(settings) as dsn:
-        migrate(dsn, settings.database.schema, wait=STARTUP_WAIT)
+        # Through PgBouncer (PG_REAL_HOST set) migrations go to the database itself:
+        # DDL and yoyo's lock want a session of their own.
+        migrate(settings.database.listen_dsn or dsn, settings.database.schema, wait=STARTUP_WAIT)
         app = create_app(settings, dsn)
         logger.info("listening on %s:%d", settings.host, settings.port)
         web.run_app(

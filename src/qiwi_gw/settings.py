@@ -160,7 +160,9 @@ def _database_settings(read: _Reader) -> DatabaseSettings:
         url = _dsn_from_parts(read, host, port)
     if url is None and real_host is not None:
         raise ConfigError("PG_REAL_HOST", "is set but neither PG_HOST nor DATABASE_URL is")
-    listen = _replace_host(url, real_host, port) if url and real_host else url
+    # PgBouncer often listens on another port than the database behind it.
+    real_port = read.parsed("PG_REAL_PORT", None, _port)
+    listen = _replace_host(url, real_host, real_port) if url and real_host else url
     return DatabaseSettings(
         dsn=url,
         listen_dsn=listen,
@@ -185,10 +187,11 @@ def _host_part(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _replace_host(url: str, host: str, port: int) -> str:
+def _replace_host(url: str, host: str, port: int | None) -> str:
+    """``url`` pointing at ``host`` (and ``port``, when given, else its own)."""
     parts = urlsplit(url)
     credentials = parts.netloc.rpartition("@")[0]
-    netloc = _host_part(host, parts.port or port)
+    netloc = _host_part(host, port or parts.port or 5432)
     if credentials:
         netloc = f"{credentials}@{netloc}"
     return urlunsplit(parts._replace(netloc=netloc))
