@@ -436,7 +436,7 @@ def render(results: Path, out: Path) -> None:
     ]
     known = {"scenario", "full", *(key for key, _ in COLUMNS)}
     for row in rows:
-        cells = [str(row.get(key, "–")) for key, _ in COLUMNS]
+        cells = [str(row.get(key, "-")) for key, _ in COLUMNS]
         other = ", ".join(f"{k}={v}" for k, v in row.items() if k not in known)
         lines.append(f"| {row['scenario']} | " + " | ".join(cells) + f" | {other} |")
     lines.append("")
