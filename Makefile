@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run migrate test chaos lint format bench clean
+.PHONY: install run migrate test chaos lint format bench clean system-deps
 BENCH_STAMP := $(VENV)/.bench-stamp
 
 $(STAMP): pyproject.toml
@@ -23,12 +23,22 @@ migrate: $(STAMP)
 	$(BIN)/qiwi-gw migrate
 
 ## the test suite, on TEST_DATABASE_URL's server or an embedded one; ARGS go to pytest
-test: $(STAMP)
+test: $(STAMP) system-deps
 	$(BIN)/pytest $(ARGS)
 
-## fault-injection scenarios alone
-chaos: $(STAMP)
-	$(BIN)/pytest -m chaos $(ARGS)
+## fault-injection scenarios alone, at full load; writes docs/reliability.md
+chaos: $(STAMP) system-deps
+	rm -f .chaos-results.jsonl
+	CHAOS_FULL=1 CHAOS_REPORT=$(CURDIR)/.chaos-results.jsonl $(BIN)/pytest -m chaos -s $(ARGS)
+	$(BIN)/python -m tests.chaos .chaos-results.jsonl docs/reliability.md
+
+## PgBouncer for its chaos scenario, from Debian's packages when this is a root Debian
+## machine (CI is); elsewhere that scenario is skipped and says why.
+system-deps:
+	@command -v pgbouncer >/dev/null || ! command -v apt-get >/dev/null || [ "$$(id -u)" != 0 ] || \
+	  apt-get install -y -q pgbouncer >/dev/null 2>&1 || \
+	  (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q pgbouncer >/dev/null 2>&1) || \
+	  echo "could not install pgbouncer; its scenario will be skipped"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
@@ -52,3 +62,13 @@ bench: $(BENCH_STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Operator commands on the configured (or embedded) database; ARGS pass through,
+# e.g. make pending ARGS="--limit 5", make export ARGS="--from 2026-11-01 --to 2026-11-30".
+# Recipes are silent so that stdout is only the command's answer (make export > file.csv).
+# make itself exits 2 on any failure: for the command's own exit code run .venv/bin/qiwi-gw.
+.PHONY: status pending attempts resend export reconcile prune-log
+
+## operator commands: status, pending, attempts, resend, export, reconcile, prune-log
+status pending attempts resend export reconcile prune-log: $(STAMP)
+	@$(BIN)/qiwi-gw $@ $(ARGS)

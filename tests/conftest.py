@@ -109,8 +109,11 @@ def empty_database_dsn(server_dsn: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def make_client(aiohttp_client: Any, database_dsn: str) -> ClientFactory:
-    """Start the gateway app on this test's database; ``env`` as in the environment."""
+def make_client(database_dsn: str, aiohttp_client: Any) -> ClientFactory:
+    """Start the gateway app on this test's database; ``env`` as in the environment.
+
+    The database is requested first so that it is dropped last, after the app's
+    cleanup (which records webhook outcomes and releases claims) has run."""
 
     async def make(
         http_client: aiohttp.ClientSession | None = None, **env: str

@@ -13,6 +13,7 @@ from qiwi_gw.checker import AccountChecker
 from qiwi_gw.dispatcher import Dispatcher
 from qiwi_gw.group_commit import GroupCommitter
 from qiwi_gw.incoming import MAX_BODY_BYTES
+from qiwi_gw.metrics import Metrics
 from qiwi_gw.middleware import errors_as_answers
 from qiwi_gw.payments import Payments
 from qiwi_gw.settings import Settings
@@ -27,12 +28,14 @@ def create_app(
     app[keys.SETTINGS] = settings
     app[keys.DSN] = dsn
     app[keys.EXPECTED_MIGRATIONS] = migrations.expected_ids()
+    app[keys.METRICS] = Metrics()
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_http_client(http_client))
     app.cleanup_ctx.append(_services)
     app.router.add_route("*", "/payment", handlers.payment)
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/readyz", handlers.readyz)
+    app.router.add_get("/metrics", handlers.metrics)
     return app
 
 
@@ -63,7 +66,9 @@ def _http_client(
 async def _services(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     checker = AccountChecker(app[keys.HTTP_CLIENT], settings.check_url, settings.check_timeout)
-    committer = GroupCommitter(app[keys.POOL], db_timeout=settings.database.timeout)
+    committer = GroupCommitter(
+        app[keys.POOL], db_timeout=settings.database.timeout, metrics=app[keys.METRICS]
+    )
     await committer.start()
     app[keys.COMMITTER] = committer
     app[keys.PAYMENTS] = Payments(
@@ -87,6 +92,7 @@ async def _dispatching(app: web.Application) -> AsyncIterator[None]:
         settings=settings,
         listen_dsn=settings.database.listen_dsn or app[keys.DSN],
         http_client=app[keys.HTTP_CLIENT],
+        metrics=app[keys.METRICS],
     )
     app[keys.DISPATCHER] = dispatcher
     await dispatcher.start()

@@ -8,10 +8,10 @@ import os
 import sys
 from collections.abc import Sequence
 
-from qiwi_gw import __version__, logs, ops, server
+from qiwi_gw import __version__, logs, ops
 from qiwi_gw.errors import QiwiGwError
 from qiwi_gw.ops.arguments import EXIT_USAGE, Parser
-from qiwi_gw.ops.common import BadArgumentError
+from qiwi_gw.ops.common import BadArgumentError, NotFoundError
 from qiwi_gw.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -30,7 +30,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:
+        # --help, --version, or a usage error already printed in one line: a code to return.
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     try:
         settings = Settings.from_env(os.environ)
     except QiwiGwError as exc:
@@ -43,6 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not settings.debug:
                 logging.getLogger().setLevel(logging.WARNING)
             return ops.run(args, settings)
+        # Imported here: the web application's imports would slow every operator command.
+        from qiwi_gw import server
+
         if args.command == "serve":
             server.serve(settings)
         elif args.command == "migrate":
@@ -52,6 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BadArgumentError as exc:
         print(f"qiwi-gw {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except NotFoundError as exc:
+        print(f"qiwi-gw {args.command}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     except QiwiGwError as exc:
         print(f"qiwi-gw: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -14,6 +14,7 @@ import os
 import secrets
 import socket
 import time
+from datetime import UTC, datetime
 from typing import Final
 
 import aiohttp
@@ -24,6 +25,7 @@ from qiwi_gw.backoff import Breaker, retry_delay
 from qiwi_gw.db import DATABASE_ERRORS
 from qiwi_gw.errors import describe
 from qiwi_gw.listener import Listener
+from qiwi_gw.metrics import Metrics
 from qiwi_gw.recorder import OutcomeRecorder
 from qiwi_gw.settings import Settings
 from qiwi_gw.store import attempts, transactions
@@ -52,10 +54,12 @@ class Dispatcher:
         listen_dsn: str,
         http_client: aiohttp.ClientSession,
         owner: str | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         webhook = settings.webhook
         assert webhook.url is not None
         self._pool = pool
+        self._metrics = metrics or Metrics()
         self._settings = webhook
         self._db_timeout = settings.database.timeout
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
@@ -188,6 +192,11 @@ class Dispatcher:
     async def _deliver(self, row: DueRow) -> None:
         delivery = await self._sender.send(row)
         record = delivery.record
+        self._metrics.attempt_seconds.observe(record.duration_ms / 1000)
+        self._metrics.deliveries.labels("delivered" if delivery.delivered else "failed").inc()
+        if delivery.delivered:
+            lag = datetime.now(UTC).replace(tzinfo=None) - row.created_at
+            self._metrics.delivery_lag_seconds.observe(max(0.0, lag.total_seconds()))
         context = {"txn_id": row.code, "prv_txn": row.id, "attempt": record.attempt}
         if delivery.delivered:
             # DEBUG: the attempt table holds every delivery; one INFO line per

@@ -20,6 +20,7 @@ import asyncpg
 
 from qiwi_gw.db import DATABASE_ERRORS
 from qiwi_gw.errors import DatabaseUnavailableError, describe
+from qiwi_gw.metrics import Metrics
 from qiwi_gw.store import transactions
 from qiwi_gw.store.transactions import BatchResult, LoggedRequest, StoredPayment
 
@@ -48,8 +49,16 @@ class _Waiting:
 
 
 class GroupCommitter:
-    def __init__(self, pool: asyncpg.Pool, *, db_timeout: float, committers: int = 1) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        db_timeout: float,
+        committers: int = 1,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._pool = pool
+        self._metrics = metrics
         self._db_timeout = db_timeout
         self._committers = committers
         self._queue: list[_Waiting] = []
@@ -96,6 +105,8 @@ class GroupCommitter:
     async def commit(self, batch: list[_Waiting]) -> None:
         """Commit ``batch`` in one transaction and answer each of its requests."""
         self.batch_sizes.append(len(batch))
+        if self._metrics is not None:
+            self._metrics.commit_batch_size.observe(len(batch))
         try:
             result = await self._insert([waiting.request for waiting in batch])
         except ROW_ERRORS as exc:

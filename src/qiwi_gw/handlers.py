@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from aiohttp import hdrs, web
 
@@ -10,7 +11,9 @@ from qiwi_gw import access, keys
 from qiwi_gw.db import DATABASE_ERRORS
 from qiwi_gw.errors import BackendUnavailableError, DatabaseUnavailableError, describe
 from qiwi_gw.incoming import Incoming, read_incoming
-from qiwi_gw.protocol import Answer, Limits, ProtocolError, ResultCode, parse_command
+from qiwi_gw.metrics import CONTENT_TYPE_LATEST
+from qiwi_gw.protocol import Answer, Limits, Pay, ProtocolError, ResultCode, parse_command
+from qiwi_gw.store import transactions
 
 logger = logging.getLogger(__name__)
 
@@ -25,21 +28,34 @@ def xml_response(answer: Answer, status: int = 200) -> web.Response:
 
 
 async def payment(request: web.Request) -> web.StreamResponse:
+    response, command, result = await _answer(request)
+    request.app[keys.METRICS].requests.labels(command, result).inc()
+    return response
+
+
+_COMMAND_LABELS = frozenset({"check", "pay", "getInfo"})
+
+
+async def _answer(request: web.Request) -> tuple[web.StreamResponse, str, str]:
+    """The response, and the command and result it counts under in the metrics."""
     settings = request.app[keys.SETTINGS]
-    ip = access.client_ip(
-        request.remote, request.headers.get(hdrs.X_FORWARDED_FOR), settings.trusted_proxies
-    )
+    # A proxy may append its own header line instead of extending the first one:
+    # all lines together are the one list of hops.
+    forwarded = ", ".join(request.headers.getall(hdrs.X_FORWARDED_FOR, [])) or None
+    ip = access.client_ip(request.remote, forwarded, settings.trusted_proxies)
     incoming = await read_incoming(request, ip)
+    sent_command = dict(incoming.pairs).get("command")
+    label = sent_command if sent_command in _COMMAND_LABELS else "other"
     rejection = _access_rejection(request, ip)
     if rejection is not None:
         await _log_quietly(request, incoming)
-        return rejection
+        return rejection, label, f"http_{rejection.status}"
     if request.method not in _ALLOWED_METHODS:
         await _log_quietly(request, incoming)
         answer = Answer(result=ResultCode.OTHER, comment=f"method {request.method} not allowed")
         response = xml_response(answer, status=405)
         response.headers[hdrs.ALLOW] = ", ".join(_ALLOWED_METHODS)
-        return response
+        return response, label, "http_405"
     txn_id = _echoed_txn_id(incoming)
     try:
         if incoming.error is not None:
@@ -49,7 +65,8 @@ async def payment(request: web.Request) -> web.StreamResponse:
     except ProtocolError as error:
         await _log_quietly(request, incoming)
         logger.info("rejected request: %s", error, extra={"txn_id": txn_id})
-        return xml_response(Answer.from_error(error, txn_id))
+        return xml_response(Answer.from_error(error, txn_id)), label, str(int(error.code))
+    started = time.perf_counter()
     try:
         answer = await request.app[keys.PAYMENTS].handle(command, incoming.entry)
     except ProtocolError as error:
@@ -59,7 +76,9 @@ async def payment(request: web.Request) -> web.StreamResponse:
         answer = Answer(ResultCode.TEMPORARY, "temporary error: database unavailable", txn_id)
     except BackendUnavailableError:
         answer = Answer(ResultCode.TEMPORARY, "temporary error: backend unavailable", txn_id)
-    return xml_response(answer)
+    if isinstance(command, Pay):
+        request.app[keys.METRICS].pay_seconds.observe(time.perf_counter() - started)
+    return xml_response(answer), label, str(int(answer.result))
 
 
 def _access_rejection(request: web.Request, ip: str | None) -> web.Response | None:
@@ -114,3 +133,25 @@ async def readyz(request: web.Request) -> web.Response:
     if missing:
         return web.Response(status=503, text=f"schema not current: missing {', '.join(missing)}\n")
     return web.Response(text="ready\n")
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text format; the pending figures are read from the table at each scrape."""
+    app = request.app
+    registry = app[keys.METRICS]
+    try:
+        async with app[keys.POOL].acquire(
+            timeout=app[keys.SETTINGS].database.timeout
+        ) as connection:
+            pending, oldest = await transactions.pending_summary(connection)
+    except DATABASE_ERRORS:
+        registry.database_up.set(0)
+    else:
+        registry.database_up.set(1)
+        registry.pending.set(pending)
+        registry.oldest_pending_seconds.set(oldest)
+    dispatcher = app.get(keys.DISPATCHER)
+    registry.listener_connected.set(1 if dispatcher and dispatcher.listener.connected else 0)
+    response = web.Response(body=registry.render())
+    response.headers[hdrs.CONTENT_TYPE] = CONTENT_TYPE_LATEST
+    return response

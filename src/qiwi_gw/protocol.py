@@ -209,6 +209,8 @@ def _extra(params: dict[str, str]) -> dict[str, str]:
 
 
 def _is_plain_text(text: str) -> bool:
+    if text.isascii() and text.isprintable():
+        return True
     return all(_is_text_char(ch) and ch not in "\t\n\r" for ch in text)
 
 
@@ -262,6 +264,8 @@ class Answer:
 
 def _clean(text: str) -> str:
     # XML 1.0 forbids most control characters even when escaped.
+    if text.isascii() and text.isprintable():
+        return text  # the common case, without a Python loop per character
     return "".join(ch if _is_text_char(ch) else "\ufffd" for ch in text)
 
 

@@ -198,14 +198,15 @@ def _replace_host(url: str, host: str, port: int | None) -> str:
 
 
 def mask_dsn(dsn: str) -> str:
-    """The DSN with its password replaced, for logs: in the userinfo or the query."""
+    """The DSN with its passwords replaced, for logs: in the userinfo, and any query
+    parameter named like one (password, sslpassword)."""
     parts = urlsplit(dsn)
     if parts.password is not None:
         user = parts.username or ""
         host = parts.netloc.rpartition("@")[2]
         parts = parts._replace(netloc=f"{user}:***@{host}")
     query = [
-        (name, "***" if name.lower() == "password" else value)
+        (name, "***" if "password" in name.lower() else value)
         for name, value in parse_qsl(parts.query, keep_blank_values=True)
     ]
     masked = f"{parts.scheme}://{parts.netloc}{parts.path}"

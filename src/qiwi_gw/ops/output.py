@@ -59,12 +59,17 @@ def utc(value: datetime) -> datetime:
 
 def when(value: datetime | None) -> str:
     """``YYYY-MM-DD HH:MM:SS`` in UTC, for tables and CSV."""
-    return NONE if value is None else utc(value).strftime("%Y-%m-%d %H:%M:%S")
+    if value is None:
+        return NONE
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return local(value)
 
 
 def local(value: datetime) -> str:
     """A timestamp without a zone (QIWI's ``txn_date``) as written."""
-    return value.strftime("%Y-%m-%d %H:%M:%S")
+    # isoformat, not strftime: several times faster, which an export of millions feels.
+    return value.isoformat(sep=" ", timespec="seconds")
 
 
 def iso(value: datetime | None) -> str | None:

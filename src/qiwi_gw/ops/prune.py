@@ -29,7 +29,7 @@ PROGRESS_EVERY = 10.0  # seconds between progress lines on stderr
 def add_parser(commands: Commands) -> None:
     parser = commands.add_parser(
         "prune-log",
-        help="delete old qiwi_http_log rows in batches, without blocking the gateway",
+        help="delete old qiwi_http_log rows, in batches",
         description="Delete qiwi_http_log rows older than AGE, in batches, each its own "
         "transaction. Payments are not touched.",
     )

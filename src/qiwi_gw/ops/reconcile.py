@@ -31,7 +31,7 @@ T = TypeVar("T")
 def add_parser(commands: Commands) -> None:
     parser = commands.add_parser(
         "reconcile",
-        help="compare a QIWI registry (CSV) with the table; exit 1 when they differ",
+        help="compare QIWI's registry (CSV) with the table",
         description="Compare QIWI's registry FILE (CSV with a header: txn_id, account, sum, "
         "date; comma, semicolon or tab) with qiwi_transaction over the days it covers. "
         "Exit 0: they agree; 1: they differ; 2: the file is malformed.",

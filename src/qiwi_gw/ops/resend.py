@@ -118,7 +118,11 @@ async def run_codes(
                 right={1},
             )
         )
-    return 0 if all(item.found for item in outcomes) else 1
+    missing = [item.code for item in outcomes if not item.found]
+    if missing:
+        print(f"qiwi-gw resend: no payment with txn_id {', '.join(missing)}", file=sys.stderr)
+        return 1
+    return 0
 
 
 async def make_all_pending_due(connection: asyncpg.Connection) -> int:

@@ -27,7 +27,7 @@ EXACT_TOTAL_UP_TO = 100_000
 def add_parser(commands: Commands) -> None:
     parser = commands.add_parser(
         "status",
-        help="counts by status, oldest pending payment, last delivery and error",
+        help="counts, oldest pending, last delivery and error",
         description="Counts by status, the oldest pending payment, the last delivery, "
         "the last failed attempt, and whether a webhook URL is configured.",
     )

@@ -39,14 +39,16 @@ async def insert(connection: Executor, entry: HttpLogEntry) -> int:
 # One bounded batch, oldest first through qiwi_http_log_created_at_idx, by the
 # database's clock (the one that wrote created_at, in UTC). Each runs as its own
 # short transaction and touches only old rows, so writers never wait on it.
+# "id = ANY(ARRAY(...))" makes the planner look the ids up in the primary key;
+# "id IN (...)" lets it hash-join against a scan of the whole table.
 PRUNE_BATCH = """
 DELETE FROM qiwi_http_log
-WHERE id IN (
+WHERE id = ANY(ARRAY(
     SELECT id FROM qiwi_http_log
     WHERE created_at < (now() AT TIME ZONE 'UTC') - make_interval(secs => $1)
     ORDER BY created_at
     LIMIT $2
-)
+))
 """
 
 

@@ -185,6 +185,15 @@ WHERE t.id = o.transaction_id
   AND (o.delivered OR (t.status = {STATUS_RECEIVED} AND t.locked_by = $11))
 """
 
+# For /metrics on every scrape: the pending rows only, through the partial indexes.
+PENDING_SUMMARY = f"""
+SELECT count(*) AS pending,
+       coalesce(extract(epoch FROM (now() AT TIME ZONE 'UTC') - min(created_at)), 0)::float8
+           AS oldest_seconds
+FROM qiwi_transaction
+WHERE status = {STATUS_RECEIVED}
+"""
+
 RELEASE_CLAIMS = f"""
 UPDATE qiwi_transaction
 SET next_attempt_at = now(), locked_until = NULL, locked_by = NULL
@@ -277,6 +286,13 @@ async def record_outcomes(connection: Executor, outcomes: Sequence[Outcome], own
     await connection.execute(RECORD_OUTCOMES, *columns, owner)
 
 
+async def pending_summary(connection: Executor) -> tuple[int, float]:
+    """How many payments are undelivered, and the oldest one's age in seconds."""
+    row = await connection.fetchrow(PENDING_SUMMARY)
+    assert row is not None
+    return int(row["pending"]), float(row["oldest_seconds"])
+
+
 async def release_claims(connection: Executor, owner: str) -> int:
     status: str = await connection.execute(RELEASE_CLAIMS, owner)
     return int(status.rsplit(" ", 1)[1])
@@ -358,18 +374,20 @@ WHERE id = ANY($1::bigint[])
 """
 
 # One bounded batch of backed-off (or never scheduled) pending rows made due;
-# rows the dispatcher holds are skipped, not waited for.
+# rows the dispatcher holds are skipped, not waited for. "id = ANY(ARRAY(...))",
+# not "id IN (...)": with IN the planner may hash-join against a scan of the
+# whole table; with an array it looks each id up in the primary key.
 MAKE_PENDING_DUE = f"""
 UPDATE qiwi_transaction
 SET next_attempt_at = now()
-WHERE id IN (
+WHERE id = ANY(ARRAY(
     SELECT id FROM qiwi_transaction
     WHERE status = {STATUS_RECEIVED}
       AND (next_attempt_at > now() OR next_attempt_at IS NULL)
       AND (locked_until IS NULL OR locked_until <= now())
     LIMIT $1
     FOR UPDATE SKIP LOCKED
-)
+))
 RETURNING id
 """
 

@@ -1,0 +1,153 @@
+"""``qiwi-gw export``: the registry of payments by QIWI's date, as CSV or JSON."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+
+from tests.ops_helpers import add_payment, run_cli, run_process
+
+
+def seed(dsn: str) -> None:
+    add_payment(dsn, "1", txn_date="2026-10-31 23:59:59")  # the day before
+    add_payment(dsn, "3", account="b", amount="500", txn_date="2026-11-01 18:30:00")
+    add_payment(dsn, "2", account="a", amount="10.45", txn_date="2026-11-01 00:00:00")
+    add_payment(
+        dsn, "4", account="c;d", amount="0.5", txn_date="2026-11-02 23:59:59", delivered_ago=None
+    )
+    add_payment(dsn, "5", txn_date="2026-11-03 00:00:00")  # the day after
+
+
+def test_csv_of_the_days_from_to_inclusive(
+    database_dsn: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seed(database_dsn)
+    result = run_cli(
+        monkeypatch, capsys, database_dsn, "export", "--from", "2026-11-01", "--to", "2026-11-02"
+    )
+    assert result.code == 0, result.err
+    rows = list(csv.reader(io.StringIO(result.out)))
+    assert rows[0] == ["txn_id", "prv_txn", "account", "sum", "txn_date", "created_at", "status"]
+    assert [(r[0], r[2], r[3], r[4], r[6]) for r in rows[1:]] == [
+        ("2", "a", "10.45", "2026-11-01 00:00:00", "1"),
+        ("3", "b", "500.00", "2026-11-01 18:30:00", "1"),
+        ("4", "c;d", "0.50", "2026-11-02 23:59:59", "0"),
+    ]
+    assert all(len(r[5]) == len("2026-11-29 12:00:00") for r in rows[1:])
+    assert result.err_lines == [
+        "qiwi-gw export: 3 payment(s), sum 510.95, txn_date 2026-11-01 to 2026-11-02"
+    ]
+
+
+@pytest.mark.parametrize("flag", [("--format", "json"), ("--json",)])
+def test_json(
+    database_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    flag: tuple[str, ...],
+) -> None:
+    seed(database_dsn)
+    result = run_cli(
+        monkeypatch,
+        capsys,
+        database_dsn,
+        "export",
+        "--from",
+        "2026-11-01",
+        "--to",
+        "2026-11-01",
+        *flag,
+    )
+    assert result.code == 0, result.err
+    items = result.json()
+    assert [item["txn_id"] for item in items] == ["2", "3"]
+    first = items[0]
+    assert set(first) == {"txn_id", "prv_txn", "account", "sum", "txn_date", "created_at", "status"}
+    assert (first["sum"], first["txn_date"], first["status"]) == ("10.45", "2026-11-01T00:00:00", 1)
+    assert first["created_at"].endswith("Z")
+    assert isinstance(first["prv_txn"], int)
+
+
+def test_no_payments_in_the_days(
+    database_dsn: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ("export", "--from", "2020-01-01", "--to", "2020-01-31")
+    assert run_cli(monkeypatch, capsys, database_dsn, *args).out == (
+        "txn_id,prv_txn,account,sum,txn_date,created_at,status\n"
+    )
+    assert run_cli(monkeypatch, capsys, database_dsn, *args, "--json").json() == []
+
+
+def test_an_export_reconciles_with_itself(
+    database_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    seed(database_dsn)
+    exported = run_cli(
+        monkeypatch, capsys, database_dsn, "export", "--from", "2026-10-31", "--to", "2026-11-03"
+    )
+    registry = tmp_path / "ours.csv"
+    registry.write_text(exported.out)
+    result = run_cli(monkeypatch, capsys, database_dsn, "reconcile", str(registry))
+    assert result.code == 0, result.out
+    assert result.out.rstrip().endswith("result: the registry and qiwi_transaction agree")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("--from", "2026-13-01", "--to", "2026-12-01"),
+            "argument --from: '2026-13-01' is not a real date",
+        ),
+        (
+            ("--from", "2026-02-01", "--to", "2026-02-30"),
+            "argument --to: '2026-02-30' is not a real date",
+        ),
+        (
+            ("--from", "yesterday", "--to", "2026-02-01"),
+            "argument --from: 'yesterday' is not a date written YYYY-MM-DD",
+        ),
+        (("--from", "2026-11-01", "--to", "2026-11-01", "--format", "xml"), "argument --format"),
+        (("--from", "2026-11-01"), "the following arguments are required: --to"),
+    ],
+)
+def test_bad_arguments_are_one_line(
+    database_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: tuple[str, ...],
+    message: str,
+) -> None:
+    result = run_cli(monkeypatch, capsys, database_dsn, "export", *args)
+    assert result.code == 2
+    assert result.out == ""
+    assert len(result.err_lines) == 1
+    assert result.err_lines[0].startswith(f"qiwi-gw export: {message}")
+
+
+def test_from_after_to_is_a_bad_argument(
+    database_dsn: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = run_cli(
+        monkeypatch, capsys, database_dsn, "export", "--from", "2026-11-02", "--to", "2026-11-01"
+    )
+    assert result.code == 2
+    assert result.err_lines == ["qiwi-gw export: --from 2026-11-02 is after --to 2026-11-01"]
+
+
+def test_as_a_process_the_bad_date_is_one_line(database_dsn: str) -> None:
+    result = run_process(
+        "export", "--from", "2026-13-01", "--to", "2026-12-01", env={"DATABASE_URL": database_dsn}
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "qiwi-gw export: argument --from: '2026-13-01' is not a real date"
+        " (see qiwi-gw export --help)"
+    ]
