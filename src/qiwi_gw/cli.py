@@ -54,7 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             server.serve(settings)
         elif args.command == "migrate":
             with server.database(settings) as dsn:
-                applied = server.migrate(dsn, settings.database.schema)
+                applied = server.migrate(
+                    settings.database.listen_dsn or dsn, settings.database.schema
+                )
             print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
     except BadArgumentError as exc:
         print(f"qiwi-gw {args.command}: {exc}", file=sys.stderr)
