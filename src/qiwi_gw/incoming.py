@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from qiwi_gw.protocol import ProtocolError, ResultCode
 from qiwi_gw.store.http_log import HttpLogEntry
@@ -14,7 +16,7 @@ from qiwi_gw.store.http_log import HttpLogEntry
 MAX_BODY_BYTES = 64 * 1024
 MAX_PARAMETERS = 100
 _REDACTED = frozenset({"authorization", "proxy-authorization", "cookie"})
-_FORM_TYPES = frozenset({"", "application/x-www-form-urlencoded"})
+_FORM_TYPES = frozenset({"application/x-www-form-urlencoded"})
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,9 @@ async def read_incoming(request: web.Request, ip: str | None) -> Incoming:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         error = ProtocolError(ResultCode.OTHER, f"request body is over {MAX_BODY_BYTES} bytes")
+    except (HttpProcessingError, RequestPayloadError):
+        # E.g. Content-Encoding: gzip on a body that is not gzip.
+        error = ProtocolError(ResultCode.OTHER, "request body cannot be decoded")
     entry = HttpLogEntry(
         ip=ip,
         url=_storable(request.path_qs),
@@ -52,7 +57,10 @@ async def read_incoming(request: web.Request, ip: str | None) -> Incoming:
 def _parameters(request: web.Request, body: bytes) -> list[tuple[str, str]]:
     sources = [request.rel_url.raw_query_string]
     if request.method == "POST":
-        if request.content_type not in _FORM_TYPES:
+        # aiohttp reports a missing Content-Type as application/octet-stream; a form
+        # without the header is still read as a form.
+        declared = request.headers.get(hdrs.CONTENT_TYPE, "").strip()
+        if declared and request.content_type not in _FORM_TYPES:
             raise ProtocolError(
                 ResultCode.OTHER, "POST body must be application/x-www-form-urlencoded"
             )

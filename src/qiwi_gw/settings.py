@@ -34,9 +34,10 @@ _WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 - a format marker, not a secret
 class DatabaseSettings:
     """Where the tables live. ``dsn`` is None when the embedded server is to be used."""
 
-    dsn: str | None
+    # Left out of repr: DSNs carry passwords (log them with mask_dsn).
+    dsn: str | None = field(repr=False)
     # PG_REAL_HOST: the database itself when ``dsn`` points at PgBouncer, for LISTEN.
-    listen_dsn: str | None
+    listen_dsn: str | None = field(repr=False)
     schema: str = "public"
     data_dir: Path = Path(".qiwi-gw")
     pool_size: int = 20
@@ -49,7 +50,7 @@ class DatabaseSettings:
 
 @dataclass(frozen=True)
 class WebhookSettings:
-    url: str | None = None
+    url: str | None = field(default=None, repr=False)
     secret: str | None = field(default=None, repr=False)
     timeout: float = 15.0
     retry_min: float = 1.0
@@ -65,7 +66,7 @@ class Settings:
     webhook: WebhookSettings = WebhookSettings()
     host: str = "0.0.0.0"  # noqa: S104 - a server in a container listens on every address
     port: int = 8080
-    check_url: str | None = None
+    check_url: str | None = field(default=None, repr=False)
     check_timeout: float = 10.0
     auth_username: str | None = None
     auth_password: str | None = field(default=None, repr=False)
