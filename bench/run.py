@@ -35,7 +35,6 @@ import asyncpg
 from aiohttp import web
 from aiohttp.test_utils import unused_port
 
-from bench.latency import open_loop, percentile
 from qiwi_gw import migrations
 
 HERE = Path(__file__).resolve().parent
@@ -257,10 +256,12 @@ class Load:
             if unique_from is not None:
                 script.write(f"BASE = {unique_from}\nPATH = {json.dumps(path)}\n{WRK_PAY_SCRIPT}")
             else:
-                script.write(f'request = function() return wrk.format("GET", {json.dumps(path)}) end\n')
+                script.write(
+                    f'request = function() return wrk.format("GET", {json.dumps(path)}) end\n'
+                )
         try:
             result = subprocess.run(
-                [self.wrk, "-t2", f"-c{CONNECTIONS}", f"-d{seconds:g}s", "-s", script.name, base],
+                [self.wrk, "-t2", f"-c{CONNECTIONS}", f"-d{max(1, round(seconds))}s", "-s", script.name, base],
                 capture_output=True,
                 text=True,
                 check=True,
@@ -274,7 +275,9 @@ class Load:
                 return float(line.split()[1])
         raise RuntimeError(f"unexpected wrk output:\n{result.stdout}")
 
-    async def _asyncio(self, base: str, path: str, seconds: float, unique_from: int | None) -> float:
+    async def _asyncio(
+        self, base: str, path: str, seconds: float, unique_from: int | None
+    ) -> float:
         done = 0
         counter = unique_from or 0
         deadline = time.perf_counter() + seconds
@@ -299,6 +302,49 @@ class Load:
 
 
 # --- the figures -----------------------------------------------------------
+
+
+async def open_loop(
+    base: str, rate: float, seconds: float, first_txn: int
+) -> tuple[dict[str, float], list[float]]:
+    """Send ``rate`` pays a second for ``seconds``; return send times and answer times."""
+    sent: dict[str, float] = {}
+    answered: list[float] = []
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def one(txn_id: int) -> None:
+            params = {
+                "command": "pay",
+                "txn_id": str(txn_id),
+                "txn_date": "20261129120000",
+                "account": "42",
+                "sum": "10.00",
+            }
+            started = time.perf_counter()
+            sent[str(txn_id)] = started
+            async with session.get(f"{base}/payment", params=params) as response:
+                text = await response.text()
+            if "<result>0</result>" not in text:
+                raise RuntimeError(f"pay {txn_id} failed: {text}")
+            answered.append(time.perf_counter() - started)
+
+        tasks = []
+        count = int(rate * seconds)
+        start = time.perf_counter()
+        for i in range(count):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(first_txn + i)))
+        await asyncio.gather(*tasks)
+    return sent, answered
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
 
 BARE_PAY = """
 WITH log AS (
@@ -408,7 +454,9 @@ async def big_table_rates(
     ):
         on_big, on_empty = await alternate(
             lambda n: load.run(big.base, PAY_PATH, slice_seconds, unique_from=10**16 + n * 10**12),
-            lambda n: load.run(empty.base, PAY_PATH, slice_seconds, unique_from=10**16 + n * 10**12),
+            lambda n: load.run(
+                empty.base, PAY_PATH, slice_seconds, unique_from=10**16 + n * 10**12
+            ),
         )
         rss = peak_rss_mb(big.pid)
     return on_big, on_empty, rss
@@ -583,15 +631,35 @@ async def one_run(seconds: float, drain_rows: int, seed_rows: int) -> dict[str, 
 
 
 RATIOS = {
-    "pay_ratio": ("pay/s, 32 connections, webhooks on and delivered", "bare asyncpg, 32 connections, one payment per transaction", "≥ 1.0×"),
-    "check_ratio": ("check/s (no check URL)", "hello-world aiohttp app, same load generator", "≥ 0.5×"),
-    "drain_ratio": ("backlog drain, deliveries/s", "pgqueuer no-op jobs/s, same database", "≥ 1.0×"),
-    "big_table_ratio": ("pay/s with 1,000,000 existing payments and log rows", "pay/s on empty tables, same run, alternating", "≥ 0.9×"),
+    "pay_ratio": (
+        "pay/s, 32 connections, webhooks on and delivered",
+        "bare asyncpg, 32 connections, one payment per transaction",
+        "≥ 1.0×",
+    ),
+    "check_ratio": (
+        "check/s (no check URL)",
+        "hello-world aiohttp app, same load generator",
+        "≥ 0.5×",
+    ),
+    "drain_ratio": (
+        "backlog drain, deliveries/s",
+        "pgqueuer no-op jobs/s, same database",
+        "≥ 1.0×",
+    ),
+    "big_table_ratio": (
+        "pay/s with 1,000,000 existing payments and log rows",
+        "pay/s on empty tables, same run, alternating",
+        "≥ 0.9×",
+    ),
 }
 
 
 def report(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    median = {key: statistics.median(run[key] for run in runs) for key in runs[0] if isinstance(runs[0][key], float | int)}
+    median = {
+        key: statistics.median(run[key] for run in runs)
+        for key in runs[0]
+        if isinstance(runs[0][key], float | int)
+    }
     first = runs[0]
     lines = [
         "# Benchmark results",
@@ -614,7 +682,17 @@ def report(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "Raw figures (medians):",
         "",
     ]
-    for key in ("bare_pay_per_s", "gateway_pay_per_s", "webhooks_drained_s_after_load", "gateway_check_per_s", "hello_per_s", "drain_per_s", "pgqueuer_per_s", "big_table_pay_per_s", "empty_table_pay_per_s"):
+    for key in (
+        "bare_pay_per_s",
+        "gateway_pay_per_s",
+        "webhooks_drained_s_after_load",
+        "gateway_check_per_s",
+        "hello_per_s",
+        "drain_per_s",
+        "pgqueuer_per_s",
+        "big_table_pay_per_s",
+        "empty_table_pay_per_s",
+    ):
         lines.append(f"- `{key}`: {median[key]:.1f}")
     lines.append("")
     (HERE / "results.md").write_text("\n".join(lines))
