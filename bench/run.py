@@ -261,7 +261,15 @@ class Load:
                 )
         try:
             result = subprocess.run(
-                [self.wrk, "-t2", f"-c{CONNECTIONS}", f"-d{max(1, round(seconds))}s", "-s", script.name, base],
+                [
+                    self.wrk,
+                    "-t2",
+                    f"-c{CONNECTIONS}",
+                    f"-d{max(1, round(seconds))}s",
+                    "-s",
+                    script.name,
+                    base,
+                ],
                 capture_output=True,
                 text=True,
                 check=True,
