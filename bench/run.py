@@ -252,6 +252,7 @@ class Load:
         return await self._asyncio(base, path, seconds, unique_from)
 
     def _wrk(self, base: str, path: str, seconds: float, unique_from: int | None) -> float:
+        assert self.wrk is not None
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
             if unique_from is not None:
                 script.write(f"BASE = {unique_from}\nPATH = {json.dumps(path)}\n{WRK_PAY_SCRIPT}")
@@ -529,8 +530,10 @@ async def latency(databases: Databases, rates: list[float], seconds: float) -> d
         for rate in rates:
             sent, _answered = await open_loop(gw.base, rate, seconds, first)
             first += len(sent)
+            codes = set(sent)
             async with asyncio.timeout(120), changed:
-                await changed.wait_for(lambda sent=sent: sent.keys() <= arrived.keys())
+                # Awaited here, before the loop moves on: the binding cannot go stale.
+                await changed.wait_for(lambda: codes <= arrived.keys())  # noqa: B023
             values = [(arrived[code] - t) * 1000 for code, t in sent.items()]
             figures[f"latency_p50_ms_at_{rate:g}"] = statistics.median(values)
             figures[f"latency_p99_ms_at_{rate:g}"] = percentile(values, 0.99)

@@ -8,9 +8,19 @@ import random
 import pytest
 from aiohttp import web
 
-from tests.chaos import Gateway, Qiwi, accept, assert_money_invariants, backend, report, scale
+from tests.chaos import (
+    QUIET,
+    TIMEOUT,
+    Gateway,
+    Qiwi,
+    accept,
+    assert_money_invariants,
+    backend,
+    report,
+    scale,
+)
 
-pytestmark = pytest.mark.chaos
+pytestmark = [pytest.mark.chaos, pytest.mark.timeout(TIMEOUT), QUIET]
 
 
 async def flapping(request: web.Request) -> web.StreamResponse:

@@ -10,6 +10,8 @@ import asyncpg
 import pytest
 
 from tests.chaos import (
+    QUIET,
+    TIMEOUT,
     Gateway,
     Qiwi,
     assert_money_invariants,
@@ -19,7 +21,7 @@ from tests.chaos import (
     scale,
 )
 
-pytestmark = pytest.mark.chaos
+pytestmark = [pytest.mark.chaos, pytest.mark.timeout(TIMEOUT), QUIET]
 
 
 async def first_zero_after(qiwi: Qiwi, base: str, since: float, within: float) -> float:

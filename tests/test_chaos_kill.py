@@ -7,9 +7,18 @@ import time
 
 import pytest
 
-from tests.chaos import Gateway, Qiwi, assert_money_invariants, backend, report, scale
+from tests.chaos import (
+    QUIET,
+    TIMEOUT,
+    Gateway,
+    Qiwi,
+    assert_money_invariants,
+    backend,
+    report,
+    scale,
+)
 
-pytestmark = pytest.mark.chaos
+pytestmark = [pytest.mark.chaos, pytest.mark.timeout(TIMEOUT), QUIET]
 
 
 async def test_kill_9_under_load_five_times(database_dsn: str) -> None:

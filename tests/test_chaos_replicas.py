@@ -6,9 +6,18 @@ import asyncio
 
 import pytest
 
-from tests.chaos import Gateway, Qiwi, assert_money_invariants, backend, report, scale
+from tests.chaos import (
+    QUIET,
+    TIMEOUT,
+    Gateway,
+    Qiwi,
+    assert_money_invariants,
+    backend,
+    report,
+    scale,
+)
 
-pytestmark = pytest.mark.chaos
+pytestmark = [pytest.mark.chaos, pytest.mark.timeout(TIMEOUT), QUIET]
 
 
 async def test_three_replicas_one_killed(database_dsn: str) -> None:

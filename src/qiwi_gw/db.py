@@ -14,6 +14,8 @@ from qiwi_gw.settings import DatabaseSettings
 DATABASE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
+    # A connection left mid-protocol by a server that cut it (pg_terminate_backend).
+    asyncpg.InternalClientError,
     OSError,
     asyncio.TimeoutError,
 )

@@ -19,6 +19,8 @@ from qiwi_gw.errors import describe
 
 logger = logging.getLogger(__name__)
 
+# Named so that pg_stat_activity shows which backend is the listener.
+PROBE = "SELECT 1 /* qiwi-gw listener probe */"
 RECONNECT_MIN = 0.05
 RECONNECT_MAX = 10.0
 
@@ -82,7 +84,7 @@ class Listener:
                     await lost.wait()
             except TimeoutError:
                 try:
-                    await connection.fetchval("SELECT 1", timeout=self._probe_interval)
+                    await connection.fetchval(PROBE, timeout=self._probe_interval)
                 except DATABASE_ERRORS as exc:
                     logger.warning("listener probe failed: %s", describe(exc))
                     return

@@ -73,7 +73,12 @@ class OutcomeRecorder:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             if not self._pending:
                 self._arrived.clear()
-            await self._write(batch)
+            try:
+                await self._write(batch)
+            except Exception:
+                # This loop must outlive any one batch: if it stopped, every delivery
+                # after it would be sent again when its claim ran out.
+                logger.exception("unexpected error recording %d webhook outcomes", len(batch))
             if not self._pending:
                 self._idle.set()
 
