@@ -98,7 +98,8 @@ def test_the_schema_of_pg_schema_is_used(empty_database_dsn: str) -> None:
     from qiwi_gw import migrations
 
     migrations.apply(empty_database_dsn, "payments")
-    add_payment(f"{empty_database_dsn}?options=-csearch_path%3Dpayments", "9")
+    joiner = "&" if "?" in empty_database_dsn else "?"  # the embedded DSN has a query
+    add_payment(f"{empty_database_dsn}{joiner}options=-csearch_path%3Dpayments", "9")
     result = run_process(
         "status", "--json", env={"DATABASE_URL": empty_database_dsn, "PG_SCHEMA": "payments"}
     )
