@@ -2,26 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 from qiwi_gw import migrations
-
-
-def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("PG_", "QIWI_", "HTTP_AUTH"))}
-    clean.pop("DATABASE_URL", None)
-    return subprocess.run(
-        [sys.executable, "-m", "qiwi_gw", *args],
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+from tests.ops_helpers import run_process as run
 
 
 @pytest.mark.parametrize(
