@@ -31,6 +31,11 @@ def server_settings(settings: DatabaseSettings) -> dict[str, str]:
     return {"search_path": settings.schema, "application_name": APPLICATION_NAME}
 
 
+def affected_rows(status: str) -> int:
+    """Rows an INSERT/UPDATE/DELETE touched, from its command tag ("DELETE 42")."""
+    return int(status.rsplit(" ", 1)[1])
+
+
 async def create_pool(settings: DatabaseSettings, dsn: str) -> asyncpg.Pool:
     """A pool that opens connections lazily, so the gateway starts while the database is away."""
     pool: asyncpg.Pool = await asyncpg.create_pool(

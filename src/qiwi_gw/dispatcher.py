@@ -92,10 +92,6 @@ class Dispatcher:
         # When the earliest retry this process scheduled falls due (monotonic clock).
         self._next_retry_at = float("inf")
 
-    @property
-    def in_flight(self) -> int:
-        return len(self._in_flight)
-
     async def start(self) -> None:
         await self._recorder.start()
         self._tasks = [
@@ -194,11 +190,10 @@ class Dispatcher:
         record = delivery.record
         self._metrics.attempt_seconds.observe(record.duration_ms / 1000)
         self._metrics.deliveries.labels("delivered" if delivery.delivered else "failed").inc()
+        context = {"txn_id": row.code, "prv_txn": row.id, "attempt": record.attempt}
         if delivery.delivered:
             lag = datetime.now(UTC).replace(tzinfo=None) - row.created_at
             self._metrics.delivery_lag_seconds.observe(max(0.0, lag.total_seconds()))
-        context = {"txn_id": row.code, "prv_txn": row.id, "attempt": record.attempt}
-        if delivery.delivered:
             # DEBUG: the attempt table holds every delivery; one INFO line per
             # payment (when it is stored) keeps the log's cost per payment low.
             logger.debug("webhook delivered", extra=context)

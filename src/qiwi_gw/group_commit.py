@@ -54,30 +54,27 @@ class GroupCommitter:
         pool: asyncpg.Pool,
         *,
         db_timeout: float,
-        committers: int = 1,
         metrics: Metrics | None = None,
     ) -> None:
         self._pool = pool
         self._metrics = metrics
         self._db_timeout = db_timeout
-        self._committers = committers
         self._queue: list[_Waiting] = []
         self._arrived = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._task: asyncio.Task[None] | None = None
         # Sizes of the batches committed so far, newest last (bounded), for
         # tests and metrics.
         self.batch_sizes: collections.deque[int] = collections.deque(maxlen=1000)
 
     async def start(self) -> None:
-        self._tasks = [
-            asyncio.create_task(self._run(), name=f"qiwi-gw-pay-committer-{n}")
-            for n in range(self._committers)
-        ]
+        # One committer task: a batch is whatever queued while the previous commit
+        # was in flight; committers running side by side would only split batches.
+        self._task = asyncio.create_task(self._run(), name="qiwi-gw-committer")
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
         self._fail(self._queue, DatabaseUnavailableError("the gateway is shutting down"))
         self._queue = []
 

@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from qiwi_gw.db import Executor
-
-INSERT = """
-INSERT INTO qiwi_webhook_attempt
-    (transaction_id, attempt, started_at, duration_ms, http_status, error, response_excerpt)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
-"""
+from qiwi_gw.db import Executor, affected_rows
 
 # Bounded batches keep the delete's locks short on a large table. "= ANY(ARRAY(...))"
 # rather than "IN (...)", so that each id is looked up by primary key instead of
@@ -38,8 +32,7 @@ async def prune_delivered(connection: Executor, days: int, batch: int = 5000) ->
     """Delete attempts of delivered rows older than ``days``; return how many went."""
     total = 0
     while True:
-        status: str = await connection.execute(PRUNE_DELIVERED, days, batch)
-        deleted = int(status.rsplit(" ", 1)[1])
+        deleted = affected_rows(await connection.execute(PRUNE_DELIVERED, days, batch))
         total += deleted
         if deleted < batch:
             return total

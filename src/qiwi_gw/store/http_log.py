@@ -5,13 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from qiwi_gw.db import Executor
-
-INSERT = """
-INSERT INTO qiwi_http_log (ip, url, method, headers, body)
-VALUES ($1, $2, $3, $4::json, $5)
-RETURNING id
-"""
+from qiwi_gw.db import Executor, affected_rows
 
 
 @dataclass(frozen=True)
@@ -23,13 +17,9 @@ class HttpLogEntry:
     body: str
 
     def as_args(self) -> tuple[str | None, str, str, str, str]:
-        """The parameters of ``INSERT``, in order ($1 to $5)."""
+        """The log columns (ip, url, method, headers, body), in the order of the
+        batch statement in ``transactions``, which writes every log row."""
         return (self.ip, self.url, self.method, json.dumps(self.headers), self.body)
-
-
-async def insert(connection: Executor, entry: HttpLogEntry) -> int:
-    log_id: int = await connection.fetchval(INSERT, *entry.as_args())
-    return log_id
 
 
 # --- operator queries ---------------------------------------------------------
@@ -54,5 +44,4 @@ WHERE id = ANY(ARRAY(
 
 async def prune_batch(connection: Executor, older_than_seconds: float, batch: int) -> int:
     """Delete up to ``batch`` rows older than the given age; return how many went."""
-    status: str = await connection.execute(PRUNE_BATCH, older_than_seconds, batch)
-    return int(status.rsplit(" ", 1)[1])
+    return affected_rows(await connection.execute(PRUNE_BATCH, older_than_seconds, batch))

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from asyncpg import Record
 
-from qiwi_gw.db import Executor
+from qiwi_gw.db import Executor, affected_rows
 from qiwi_gw.protocol import Pay
 from qiwi_gw.store import http_log
 
@@ -231,7 +231,7 @@ class AttemptRecord:
     response_excerpt: str | None
 
     def as_args(self) -> tuple[object, ...]:
-        """The parameters of ``attempts.INSERT``, in order ($1 to $7)."""
+        """The attempt's columns, in the order of ``RECORD_OUTCOMES``'s first seven arrays."""
         return (
             self.transaction_id,
             self.attempt,
@@ -294,13 +294,11 @@ async def pending_summary(connection: Executor) -> tuple[int, float]:
 
 
 async def release_claims(connection: Executor, owner: str) -> int:
-    status: str = await connection.execute(RELEASE_CLAIMS, owner)
-    return int(status.rsplit(" ", 1)[1])
+    return affected_rows(await connection.execute(RELEASE_CLAIMS, owner))
 
 
 async def make_backed_off_due(connection: Executor) -> int:
-    status: str = await connection.execute(MAKE_BACKED_OFF_DUE)
-    return int(status.rsplit(" ", 1)[1])
+    return affected_rows(await connection.execute(MAKE_BACKED_OFF_DUE))
 
 
 # --- operator queries ---------------------------------------------------------
