@@ -26,6 +26,7 @@ T = TypeVar("T")
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
+# PostgreSQL truncates identifiers past 63 bytes; a plain lower-case name of 1-63.
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 - a format marker, not a secret
 
@@ -39,6 +40,10 @@ class DatabaseSettings:
     # PG_REAL_HOST: the database itself when ``dsn`` points at PgBouncer, for LISTEN.
     listen_dsn: str | None = field(repr=False)
     schema: str = "public"
+    # PG_SLAVES: read replicas for the operator's read-only queries, first answering wins.
+    replica_dsns: tuple[str, ...] = field(default=(), repr=False)
+    # QIWI_EMBEDDED_DB: whether to start the embedded server when no database is configured.
+    embedded_allowed: bool = True
     data_dir: Path = Path(".qiwi-gw")
     pool_size: int = 20
     timeout: float = 5.0
@@ -61,13 +66,46 @@ class WebhookSettings:
 
 
 @dataclass(frozen=True)
+class ConsoleSettings:
+    """The operator listener: the console and /metrics, never QIWI's port."""
+
+    host: str = "127.0.0.1"
+    port: int = 8081  # 0: no operator listener
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+    @property
+    def enabled(self) -> bool:
+        return self.port != 0
+
+    @property
+    def login_required(self) -> bool:
+        return self.username is not None
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    """What a caller on QIWI's port may hold: time to send a request, connections."""
+
+    read_timeout: float = 10.0
+    keepalive_timeout: float = 15.0
+    max_connections: int = 1000
+    max_connections_per_ip: int = 100
+    # Refused requests (allow-list, auth) written to qiwi_http_log, per address per second.
+    refused_log_rate: float = 5.0
+
+
+@dataclass(frozen=True)
 class Settings:
     database: DatabaseSettings
     webhook: WebhookSettings = WebhookSettings()
+    console: ConsoleSettings = ConsoleSettings()
+    limits: LimitSettings = LimitSettings()
     host: str = "0.0.0.0"  # noqa: S104 - a server in a container listens on every address
     port: int = 8080
     check_url: str | None = field(default=None, repr=False)
     check_timeout: float = 10.0
+    check_on_pay: bool = False
     auth_username: str | None = None
     auth_password: str | None = field(default=None, repr=False)
     allowed_networks: tuple[IpNetwork, ...] = ()
@@ -108,6 +146,10 @@ class Settings:
         )
         if webhook.retry_min > webhook.retry_max:
             raise ConfigError("QIWI_WEBHOOK_RETRY_MAX", "is below QIWI_WEBHOOK_RETRY_MIN")
+        check_url = read.parsed("QIWI_CHECK_URL", None, _http_url)
+        check_on_pay = read.parsed("QIWI_CHECK_ON_PAY", False, _boolean)
+        if check_on_pay and check_url is None:
+            raise ConfigError("QIWI_CHECK_ON_PAY", "is true but QIWI_CHECK_URL is not set")
         log_format = read.text("LOG_FORMAT") or "text"
         if log_format not in ("text", "json"):
             raise ConfigError("LOG_FORMAT", f"{log_format!r} is neither 'text' nor 'json'")
@@ -116,8 +158,19 @@ class Settings:
             webhook=webhook,
             host=read.text("HOST") or "0.0.0.0",  # noqa: S104
             port=read.parsed("PORT", 8080, _port),
-            check_url=read.parsed("QIWI_CHECK_URL", None, _http_url),
+            check_url=check_url,
             check_timeout=read.parsed("QIWI_CHECK_TIMEOUT", 10.0, _positive_float),
+            check_on_pay=check_on_pay,
+            console=_console_settings(read),
+            limits=LimitSettings(
+                read_timeout=read.parsed("QIWI_READ_TIMEOUT", 10.0, _positive_float),
+                keepalive_timeout=read.parsed("QIWI_KEEPALIVE_TIMEOUT", 15.0, _positive_float),
+                max_connections=read.parsed("QIWI_MAX_CONNECTIONS", 1000, _positive_int),
+                max_connections_per_ip=read.parsed(
+                    "QIWI_MAX_CONNECTIONS_PER_IP", 100, _positive_int
+                ),
+                refused_log_rate=read.parsed("QIWI_REFUSED_LOG_RATE", 5.0, _positive_float),
+            ),
             auth_username=username,
             auth_password=password,
             allowed_networks=read.parsed("QIWI_ALLOWED_IPS", (), _networks),
@@ -149,6 +202,32 @@ class _Reader:
             raise ConfigError(name, str(exc)) from None
 
 
+def _console_settings(read: _Reader) -> ConsoleSettings:
+    username = read.text("QIWI_CONSOLE_USERNAME")
+    password = read.text("QIWI_CONSOLE_PASSWORD")
+    if (username is None) != (password is None):
+        missing = "QIWI_CONSOLE_PASSWORD" if password is None else "QIWI_CONSOLE_USERNAME"
+        raise ConfigError(missing, "must be set together with its pair, or neither")
+    host = read.text("QIWI_CONSOLE_HOST") or "127.0.0.1"
+    port = read.parsed("QIWI_CONSOLE_PORT", 8081, _port_or_zero)
+    if port != 0 and username is None and not _is_loopback(host):
+        raise ConfigError(
+            "QIWI_CONSOLE_HOST",
+            f"{host!r} is not a loopback address and QIWI_CONSOLE_USERNAME/"
+            "QIWI_CONSOLE_PASSWORD are not set: the console would be open to anyone",
+        )
+    return ConsoleSettings(host=host, port=port, username=username, password=password)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _database_settings(read: _Reader) -> DatabaseSettings:
     schema = read.text("PG_SCHEMA") or "public"
     if not _SCHEMA_NAME.fullmatch(schema):
@@ -164,10 +243,24 @@ def _database_settings(read: _Reader) -> DatabaseSettings:
     # PgBouncer often listens on another port than the database behind it.
     real_port = read.parsed("PG_REAL_PORT", None, _port)
     listen = _replace_host(url, real_host, real_port) if url and real_host else url
+    no_hosts: tuple[str, ...] = ()
+    slaves = read.parsed("PG_SLAVES", no_hosts, _host_list)
+    if slaves and url is None:
+        raise ConfigError("PG_SLAVES", "is set but neither PG_HOST nor DATABASE_URL is")
+    embedded_allowed = read.parsed("QIWI_EMBEDDED_DB", True, _boolean)
+    if url is None and not embedded_allowed:
+        raise ConfigError(
+            "PG_HOST",
+            "is not set (nor DATABASE_URL) and QIWI_EMBEDDED_DB is false: set PG_HOST "
+            "(or DATABASE_URL) to the database, or QIWI_EMBEDDED_DB=true for a throwaway one",
+        )
+    replicas = tuple(_replace_host(url, *_split_port(host)) for host in slaves) if url else ()
     return DatabaseSettings(
         dsn=url,
         listen_dsn=listen,
         schema=schema,
+        replica_dsns=replicas,
+        embedded_allowed=embedded_allowed,
         data_dir=Path(read.text("QIWI_DATA_DIR") or ".qiwi-gw"),
         pool_size=read.parsed("QIWI_DB_POOL_SIZE", 20, _positive_int),
         timeout=read.parsed("QIWI_DB_TIMEOUT", 5.0, _positive_float),
@@ -250,6 +343,30 @@ def _port(raw: str) -> int:
     if port > 65535:
         raise ValueError(f"{raw!r} is not a port number (1-65535)")
     return port
+
+
+def _port_or_zero(raw: str) -> int:
+    return 0 if raw == "0" else _port(raw)
+
+
+def _host_list(raw: str) -> tuple[str, ...]:
+    """``host[:port]`` items separated by commas; an item without a port keeps PG_PORT's."""
+    hosts = tuple(item.strip() for item in raw.split(",") if item.strip())
+    for host in hosts:
+        if any(character.isspace() or character in "/@?#" for character in host):
+            raise ValueError(f"{host!r} is not a host name")
+    return hosts
+
+
+def _split_port(item: str) -> tuple[str, int | None]:
+    """``host``, ``host:port``, ``[v6]:port`` or a bare IPv6 address."""
+    if item.startswith("["):
+        host, _, rest = item[1:].partition("]")
+        return host, _port(rest[1:]) if rest.startswith(":") else None
+    if item.count(":") == 1:
+        host, _, port = item.partition(":")
+        return host, _port(port)
+    return item, None
 
 
 def _positive_int(raw: str) -> int:
