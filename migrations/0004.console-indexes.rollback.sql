@@ -1,0 +1,2 @@
+DROP INDEX CONCURRENTLY IF EXISTS qiwi_transaction_pending_id_idx;
+DROP INDEX CONCURRENTLY IF EXISTS qiwi_transaction_account_idx;
