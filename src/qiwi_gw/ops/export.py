@@ -14,7 +14,9 @@ import csv
 import io
 import json
 import sys
-from datetime import date
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import date, datetime
 from decimal import Decimal
 from functools import partial
 
@@ -61,28 +63,51 @@ def prepare(args: argparse.Namespace) -> Job:
     )
 
 
-def _row(record: asyncpg.Record) -> list[str | int]:
-    return [
-        record["code"],
-        record["id"],
-        record["account"],
-        output.money(record["sum"]),
-        output.local(record["txn_date"]),
-        output.when(record["created_at"]),
-        record["status"],
-    ]
+@dataclass(frozen=True, slots=True)
+class ExportRow:
+    code: str
+    id: int
+    account: str
+    sum: Decimal
+    txn_date: datetime
+    created_at: datetime
+    status: int
+
+    def cells(self) -> list[str | int]:
+        """The CSV row, in the order of ``COLUMNS``."""
+        return [
+            self.code,
+            self.id,
+            self.account,
+            output.money(self.sum),
+            output.local(self.txn_date),
+            output.when(self.created_at),
+            self.status,
+        ]
+
+    def as_json_object(self) -> dict[str, object]:
+        return {
+            "txn_id": self.code,
+            "prv_txn": self.id,
+            "account": self.account,
+            "sum": output.money(self.sum),
+            "txn_date": output.iso_local(self.txn_date),
+            "created_at": output.iso(self.created_at),
+            "status": self.status,
+        }
 
 
-def _json_row(record: asyncpg.Record) -> dict[str, object]:
-    return {
-        "txn_id": record["code"],
-        "prv_txn": record["id"],
-        "account": record["account"],
-        "sum": output.money(record["sum"]),
-        "txn_date": output.iso_local(record["txn_date"]),
-        "created_at": output.iso(record["created_at"]),
-        "status": record["status"],
-    }
+async def rows(connection: asyncpg.Connection, first: date, last: date) -> AsyncIterator[ExportRow]:
+    """The payments of the days ``first`` to ``last``, streamed from one snapshot.
+
+    Close it (``contextlib.aclosing``) when stopping early, so its transaction ends.
+    """
+    start, end = day_range(first, last)
+    # A cursor lives in a transaction; REPEATABLE READ makes the export one snapshot.
+    async with connection.transaction(isolation="repeatable_read", readonly=True):
+        cursor = connection.cursor(transactions.SELECT_REGISTRY, start, end, prefetch=PREFETCH)
+        async for record in cursor:
+            yield ExportRow(*record)
 
 
 async def run(
@@ -93,7 +118,6 @@ async def run(
     last: date,
     as_json: bool,
 ) -> int:
-    start, end = day_range(first, last)
     # Written a chunk at a time: with PYTHONUNBUFFERED (the container sets it) every
     # write to stdout is a system call, and one per row made a million-row export crawl.
     chunk = io.StringIO()
@@ -104,19 +128,16 @@ async def run(
         chunk.write("[")
     else:
         writer.writerow(COLUMNS)
-    # A cursor lives in a transaction; REPEATABLE READ makes the export one snapshot.
-    async with connection.transaction(isolation="repeatable_read", readonly=True):
-        cursor = connection.cursor(transactions.SELECT_REGISTRY, start, end, prefetch=PREFETCH)
-        async for record in cursor:
-            if as_json:
-                item = json.dumps(_json_row(record), ensure_ascii=False)
-                chunk.write(("\n  " if count == 0 else ",\n  ") + item)
-            else:
-                writer.writerow(_row(record))
-            count += 1
-            total += record["sum"]
-            if count % PREFETCH == 0:
-                _flush(chunk)
+    async for row in rows(connection, first, last):
+        if as_json:
+            item = json.dumps(row.as_json_object(), ensure_ascii=False)
+            chunk.write(("\n  " if count == 0 else ",\n  ") + item)
+        else:
+            writer.writerow(row.cells())
+        count += 1
+        total += row.sum
+        if count % PREFETCH == 0:
+            _flush(chunk)
     if as_json:
         chunk.write("\n]\n" if count else "]\n")
     _flush(chunk)

@@ -7,6 +7,9 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
 from functools import partial
 
 import asyncpg
@@ -36,45 +39,95 @@ def prepare(args: argparse.Namespace) -> Job:
     return partial(run, code=code, as_json=args.json)
 
 
+@dataclass(frozen=True)
+class Payment:
+    """Every column of one ``qiwi_transaction`` row, and whether it is being sent now."""
+
+    id: int
+    code: str
+    account: str
+    sum: Decimal
+    status: int
+    txn_date: datetime
+    created_at: datetime
+    attempts: int
+    next_attempt_at: datetime | None
+    last_attempt_at: datetime | None
+    last_error: str | None
+    delivered_at: datetime | None
+    in_flight: bool
+    ccy: str | None
+    prv_id: str | None
+    extra: str
+    http_log_id: int | None
+    updated_at: datetime
+    locked_until: datetime | None
+    locked_by: str | None
+
+
+@dataclass(frozen=True)
+class Attempt:
+    attempt: int
+    started_at: datetime
+    duration_ms: int
+    http_status: int | None
+    error: str | None
+    response_excerpt: str | None
+
+
+@dataclass(frozen=True)
+class History:
+    payment: Payment
+    attempts: list[Attempt]
+
+
+async def fetch(connection: asyncpg.Connection, code: str) -> History | None:
+    """The payment with txn_id ``code`` and its attempts, one snapshot; None when absent."""
+    async with connection.transaction(isolation="repeatable_read", readonly=True):
+        found = await transactions.by_code(connection, code)
+        if found is None:
+            return None
+        tried = await attempts.for_transaction(connection, found["id"])
+    return History(Payment(**found), [Attempt(**row) for row in tried])
+
+
 async def run(
     connection: asyncpg.Connection, settings: Settings, *, code: str, as_json: bool
 ) -> int:
-    async with connection.transaction(isolation="repeatable_read", readonly=True):
-        payment = await transactions.by_code(connection, code)
-        if payment is None:
-            raise NotFoundError(f"no payment with txn_id {code}")
-        tried = await attempts.for_transaction(connection, payment["id"])
+    history = await fetch(connection, code)
+    if history is None:
+        raise NotFoundError(f"no payment with txn_id {code}")
     if as_json:
-        print(output.to_json(as_json_object(payment, tried)))
+        print(output.to_json(as_json_object(history.payment, history.attempts)))
     else:
-        print(render(payment, tried))
+        print(render(history.payment, history.attempts))
     return 0
 
 
-def _state(payment: asyncpg.Record) -> str:
-    if payment["status"] == transactions.STATUS_COMPLETED:
-        if payment["delivered_at"] is None:
+def state(payment: Payment) -> str:
+    if payment.status == transactions.STATUS_COMPLETED:
+        if payment.delivered_at is None:
             return "1 completed (stored completed: no webhook was configured)"
-        return f"1 completed, delivered {output.when(payment['delivered_at'])} UTC"
-    if payment["in_flight"]:
+        return f"1 completed, delivered {output.when(payment.delivered_at)} UTC"
+    if payment.in_flight:
         return "0 received, being sent now"
-    if payment["next_attempt_at"] is None:
+    if payment.next_attempt_at is None:
         return "0 received, not scheduled"
-    return f"0 received, next attempt {output.when(payment['next_attempt_at'])} UTC"
+    return f"0 received, next attempt {output.when(payment.next_attempt_at)} UTC"
 
 
-def render(payment: asyncpg.Record, tried: list[asyncpg.Record]) -> str:
+def render(payment: Payment, tried: list[Attempt]) -> str:
     head = output.fields(
         [
-            ("txn_id", payment["code"]),
-            ("prv_txn", str(payment["id"])),
-            ("account", payment["account"]),
-            ("sum", output.money(payment["sum"])),
-            ("txn_date", output.local(payment["txn_date"]) + " (QIWI's clock)"),
-            ("stored", output.when(payment["created_at"]) + " UTC"),
-            ("status", _state(payment)),
-            ("attempts", str(payment["attempts"])),
-            ("last error", output.one_line(payment["last_error"], 100)),
+            ("txn_id", payment.code),
+            ("prv_txn", str(payment.id)),
+            ("account", payment.account),
+            ("sum", output.money(payment.sum)),
+            ("txn_date", output.local(payment.txn_date) + " (QIWI's clock)"),
+            ("stored", output.when(payment.created_at) + " UTC"),
+            ("status", state(payment)),
+            ("attempts", str(payment.attempts)),
+            ("last error", output.one_line(payment.last_error, 100)),
         ]
     )
     if not tried:
@@ -87,11 +140,11 @@ def render(payment: asyncpg.Record, tried: list[asyncpg.Record]) -> str:
         ["attempt", "started (UTC)", "duration", "result", "response"],
         [
             [
-                str(row["attempt"]),
-                output.when(row["started_at"]),
-                f"{row['duration_ms']} ms",
-                _result(row),
-                output.one_line(row["response_excerpt"], 50),
+                str(row.attempt),
+                output.when(row.started_at),
+                f"{row.duration_ms} ms",
+                result(row),
+                output.one_line(row.response_excerpt, 50),
             ]
             for row in tried
         ],
@@ -100,38 +153,40 @@ def render(payment: asyncpg.Record, tried: list[asyncpg.Record]) -> str:
     return f"{head}\n\n{history}"
 
 
-def _result(row: asyncpg.Record) -> str:
-    if row["error"] is not None:
-        return output.one_line(row["error"], 50)
-    status: int = row["http_status"]
+def result(row: Attempt) -> str:
+    if row.error is not None:
+        return output.one_line(row.error, 50)
+    status = row.http_status
+    if status is None:
+        return output.NONE
     return f"HTTP {status}" + (" (delivered)" if 200 <= status < 300 else "")
 
 
-def as_json_object(payment: asyncpg.Record, tried: list[asyncpg.Record]) -> dict[str, object]:
+def as_json_object(payment: Payment, tried: list[Attempt]) -> dict[str, object]:
     return {
         "payment": {
-            "txn_id": payment["code"],
-            "prv_txn": payment["id"],
-            "account": payment["account"],
-            "sum": output.money(payment["sum"]),
-            "txn_date": output.iso_local(payment["txn_date"]),
-            "created_at": output.iso(payment["created_at"]),
-            "status": payment["status"],
-            "attempts": payment["attempts"],
-            "next_attempt_at": output.iso(payment["next_attempt_at"]),
-            "in_flight": payment["in_flight"],
-            "last_attempt_at": output.iso(payment["last_attempt_at"]),
-            "last_error": payment["last_error"],
-            "delivered_at": output.iso(payment["delivered_at"]),
+            "txn_id": payment.code,
+            "prv_txn": payment.id,
+            "account": payment.account,
+            "sum": output.money(payment.sum),
+            "txn_date": output.iso_local(payment.txn_date),
+            "created_at": output.iso(payment.created_at),
+            "status": payment.status,
+            "attempts": payment.attempts,
+            "next_attempt_at": output.iso(payment.next_attempt_at),
+            "in_flight": payment.in_flight,
+            "last_attempt_at": output.iso(payment.last_attempt_at),
+            "last_error": payment.last_error,
+            "delivered_at": output.iso(payment.delivered_at),
         },
         "attempts": [
             {
-                "attempt": row["attempt"],
-                "started_at": output.iso(row["started_at"]),
-                "duration_ms": row["duration_ms"],
-                "http_status": row["http_status"],
-                "error": row["error"],
-                "response_excerpt": row["response_excerpt"],
+                "attempt": row.attempt,
+                "started_at": output.iso(row.started_at),
+                "duration_ms": row.duration_ms,
+                "http_status": row.http_status,
+                "error": row.error,
+                "response_excerpt": row.response_excerpt,
             }
             for row in tried
         ],

@@ -7,7 +7,9 @@ first page comes at once however many rows the table holds.
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from functools import partial
 
 import asyncpg
@@ -42,23 +44,51 @@ def prepare(args: argparse.Namespace) -> Job:
     return partial(run, limit=args.limit, as_json=args.json)
 
 
-async def run(
-    connection: asyncpg.Connection, settings: Settings, *, limit: int, as_json: bool
-) -> int:
+@dataclass(frozen=True)
+class PendingPayment:
+    """One undelivered payment, as ``pending`` (CLI and console) shows it."""
+
+    id: int
+    code: str
+    account: str
+    sum: Decimal
+    created_at: datetime
+    attempts: int
+    next_attempt_at: datetime | None
+    last_attempt_at: datetime | None
+    last_error: str | None
+    in_flight: bool
+
+
+@dataclass(frozen=True)
+class Pending:
+    counted: transactions.PendingCount
+    rows: list[PendingPayment]
+
+
+async def fetch(connection: asyncpg.Connection, limit: int) -> Pending:
+    """The count and the ``limit`` oldest undelivered payments, one snapshot."""
     async with connection.transaction(isolation="repeatable_read", readonly=True):
         counted = await transactions.count_pending(connection)
         rows = await transactions.oldest_pending(connection, limit)
+    return Pending(counted, [PendingPayment(**row) for row in rows])
+
+
+async def run(
+    connection: asyncpg.Connection, settings: Settings, *, limit: int, as_json: bool
+) -> int:
+    pending = await fetch(connection, limit)
     if as_json:
-        print(output.to_json(as_json_object(rows, counted)))
+        print(output.to_json(as_json_object(pending.rows, pending.counted)))
     else:
-        print(render(rows, counted))
+        print(render(pending.rows, pending.counted))
     return 0
 
 
-def next_attempt(row: asyncpg.Record, now: datetime) -> str:
-    if row["in_flight"]:
+def next_attempt(row: PendingPayment, now: datetime) -> str:
+    if row.in_flight:
         return "sending now"
-    due: datetime | None = row["next_attempt_at"]
+    due = row.next_attempt_at
     if due is None:
         return "not scheduled"
     if due <= now:
@@ -66,7 +96,7 @@ def next_attempt(row: asyncpg.Record, now: datetime) -> str:
     return f"in {output.duration(output.seconds_between(now, due))}"
 
 
-def render(rows: list[asyncpg.Record], counted: transactions.PendingCount) -> str:
+def render(rows: list[PendingPayment], counted: transactions.PendingCount) -> str:
     if not rows:
         return "no pending payments: every payment is delivered"
     body = output.table(
@@ -83,15 +113,15 @@ def render(rows: list[asyncpg.Record], counted: transactions.PendingCount) -> st
         ],
         [
             [
-                row["code"],
-                str(row["id"]),
-                output.one_line(row["account"], 24),
-                output.money(row["sum"]),
-                output.when(row["created_at"]),
-                output.duration(output.seconds_between(row["created_at"], counted.now)),
-                str(row["attempts"]),
+                row.code,
+                str(row.id),
+                output.one_line(row.account, 24),
+                output.money(row.sum),
+                output.when(row.created_at),
+                output.duration(output.seconds_between(row.created_at, counted.now)),
+                str(row.attempts),
                 next_attempt(row, counted.now),
-                output.one_line(row["last_error"], 60),
+                output.one_line(row.last_error, 60),
             ]
             for row in rows
         ],
@@ -106,7 +136,7 @@ def render(rows: list[asyncpg.Record], counted: transactions.PendingCount) -> st
 
 
 def as_json_object(
-    rows: list[asyncpg.Record], counted: transactions.PendingCount
+    rows: list[PendingPayment], counted: transactions.PendingCount
 ) -> dict[str, object]:
     return {
         "now": output.iso(counted.now),
@@ -115,16 +145,16 @@ def as_json_object(
         "shown": len(rows),
         "payments": [
             {
-                "txn_id": row["code"],
-                "prv_txn": row["id"],
-                "account": row["account"],
-                "sum": output.money(row["sum"]),
-                "created_at": output.iso(row["created_at"]),
-                "attempts": row["attempts"],
-                "next_attempt_at": output.iso(row["next_attempt_at"]),
-                "in_flight": row["in_flight"],
-                "last_attempt_at": output.iso(row["last_attempt_at"]),
-                "last_error": row["last_error"],
+                "txn_id": row.code,
+                "prv_txn": row.id,
+                "account": row.account,
+                "sum": output.money(row.sum),
+                "created_at": output.iso(row.created_at),
+                "attempts": row.attempts,
+                "next_attempt_at": output.iso(row.next_attempt_at),
+                "in_flight": row.in_flight,
+                "last_attempt_at": output.iso(row.last_attempt_at),
+                "last_error": row.last_error,
             }
             for row in rows
         ],

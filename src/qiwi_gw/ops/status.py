@@ -18,6 +18,7 @@ import asyncpg
 from qiwi_gw.ops import output
 from qiwi_gw.ops.arguments import Commands
 from qiwi_gw.ops.common import Job
+from qiwi_gw.ops.pending import PendingPayment
 from qiwi_gw.settings import Settings, mask_url
 from qiwi_gw.store import attempts, transactions
 
@@ -40,15 +41,32 @@ def prepare(args: argparse.Namespace) -> Job:
 
 
 @dataclass(frozen=True)
+class Delivery:
+    id: int
+    code: str
+    delivered_at: datetime
+
+
+@dataclass(frozen=True)
+class Failure:
+    id: int
+    code: str
+    started_at: datetime
+    attempt: int
+    http_status: int | None
+    error: str | None
+
+
+@dataclass(frozen=True)
 class Status:
     now: datetime
     total: int
     total_exact: bool
     pending: int
     due: int
-    oldest_pending: asyncpg.Record | None
-    last_delivery: asyncpg.Record | None
-    last_failure: asyncpg.Record | None
+    oldest_pending: PendingPayment | None
+    last_delivery: Delivery | None
+    last_failure: Failure | None
     webhook_url: str | None
 
     @property
@@ -65,15 +83,17 @@ async def collect(connection: asyncpg.Connection, settings: Settings) -> Status:
         if not total_exact:
             total = max(await transactions.estimate_rows(connection), total)
         oldest = await transactions.oldest_pending(connection, 1)
+        delivery = await transactions.last_delivery(connection)
+        failure = await attempts.last_failure(connection)
         return Status(
             now=counted.now,
             total=max(total, counted.pending),
             total_exact=total_exact,
             pending=counted.pending,
             due=counted.due,
-            oldest_pending=oldest[0] if oldest else None,
-            last_delivery=await transactions.last_delivery(connection),
-            last_failure=await attempts.last_failure(connection),
+            oldest_pending=PendingPayment(**oldest[0]) if oldest else None,
+            last_delivery=None if delivery is None else Delivery(**delivery),
+            last_failure=None if failure is None else Failure(**failure),
             webhook_url=settings.webhook.url,
         )
 
@@ -109,8 +129,8 @@ def _oldest(status: Status) -> str:
     if row is None:
         return "none: every payment is delivered"
     return (
-        f"txn_id {row['code']} (prv_txn {row['id']}), stored {output.when(row['created_at'])}"
-        f" UTC, {output.ago(row['created_at'], status.now)}; {row['attempts']} attempt(s)"
+        f"txn_id {row.code} (prv_txn {row.id}), stored {output.when(row.created_at)}"
+        f" UTC, {output.ago(row.created_at, status.now)}; {row.attempts} attempt(s)"
     )
 
 
@@ -119,8 +139,8 @@ def _delivery(status: Status) -> str:
     if row is None:
         return "none yet"
     return (
-        f"txn_id {row['code']} (prv_txn {row['id']}) at {output.when(row['delivered_at'])} UTC,"
-        f" {output.ago(row['delivered_at'], status.now)}"
+        f"txn_id {row.code} (prv_txn {row.id}) at {output.when(row.delivered_at)} UTC,"
+        f" {output.ago(row.delivered_at, status.now)}"
     )
 
 
@@ -129,14 +149,14 @@ def _failure(status: Status) -> str:
     if row is None:
         return "none recorded"
     return (
-        f"txn_id {row['code']} (prv_txn {row['id']}) at {output.when(row['started_at'])} UTC,"
-        f" {output.ago(row['started_at'], status.now)}: {_failure_text(row)}"
-        f" (attempt {row['attempt']})"
+        f"txn_id {row.code} (prv_txn {row.id}) at {output.when(row.started_at)} UTC,"
+        f" {output.ago(row.started_at, status.now)}: {failure_text(row)}"
+        f" (attempt {row.attempt})"
     )
 
 
-def _failure_text(row: asyncpg.Record) -> str:
-    return output.one_line(row["error"] or f"HTTP {row['http_status']}", 80)
+def failure_text(row: Failure) -> str:
+    return output.one_line(row.error or f"HTTP {row.http_status}", 80)
 
 
 def _webhook(url: str | None) -> str:
@@ -159,30 +179,30 @@ def as_json_object(status: Status) -> dict[str, object]:
         "oldest_pending": None
         if oldest is None
         else {
-            "txn_id": oldest["code"],
-            "prv_txn": oldest["id"],
-            "created_at": output.iso(oldest["created_at"]),
-            "age_seconds": output.seconds_between(oldest["created_at"], status.now),
-            "attempts": oldest["attempts"],
+            "txn_id": oldest.code,
+            "prv_txn": oldest.id,
+            "created_at": output.iso(oldest.created_at),
+            "age_seconds": output.seconds_between(oldest.created_at, status.now),
+            "attempts": oldest.attempts,
         },
         "last_delivery": None
         if delivery is None
         else {
-            "txn_id": delivery["code"],
-            "prv_txn": delivery["id"],
-            "delivered_at": output.iso(delivery["delivered_at"]),
-            "age_seconds": output.seconds_between(delivery["delivered_at"], status.now),
+            "txn_id": delivery.code,
+            "prv_txn": delivery.id,
+            "delivered_at": output.iso(delivery.delivered_at),
+            "age_seconds": output.seconds_between(delivery.delivered_at, status.now),
         },
         "last_error": None
         if failure is None
         else {
-            "txn_id": failure["code"],
-            "prv_txn": failure["id"],
-            "at": output.iso(failure["started_at"]),
-            "age_seconds": output.seconds_between(failure["started_at"], status.now),
-            "attempt": failure["attempt"],
-            "http_status": failure["http_status"],
-            "error": failure["error"],
+            "txn_id": failure.code,
+            "prv_txn": failure.id,
+            "at": output.iso(failure.started_at),
+            "age_seconds": output.seconds_between(failure.started_at, status.now),
+            "attempt": failure.attempt,
+            "http_status": failure.http_status,
+            "error": failure.error,
         },
         "webhook_url_configured": status.webhook_url is not None,
         "webhook_url": None if status.webhook_url is None else mask_url(status.webhook_url),

@@ -346,7 +346,8 @@ LIMIT 1
 SELECT_BY_CODE = """
 SELECT id, code, account, sum, status, txn_date, created_at, attempts, next_attempt_at,
        last_attempt_at, last_error, delivered_at,
-       coalesce(locked_until > now(), false) AS in_flight
+       coalesce(locked_until > now(), false) AS in_flight,
+       ccy, prv_id, extra::text AS extra, http_log_id, updated_at, locked_until, locked_by
 FROM qiwi_transaction
 WHERE code = $1
 """
