@@ -83,7 +83,7 @@ def make_breaker(
 
 def fail(breaker: Breaker, times: int) -> None:
     for _ in range(times):
-        assert breaker.record(False) is False
+        breaker.backend_down()
 
 
 def within_jitter(value: float, base: float) -> bool:
@@ -119,7 +119,8 @@ def test_opens_after_threshold_consecutive_failures(threshold: int) -> None:
 def test_success_between_failures_resets_the_count() -> None:
     breaker = make_breaker(FakeClock(), threshold=3)
     fail(breaker, 2)
-    assert breaker.record(True) is True
+    # Not an outage's end: the breaker never opened.
+    assert breaker.backend_up() is False
     fail(breaker, 2)
     assert not breaker.is_open
     assert breaker.budget(5) == 5
@@ -217,19 +218,20 @@ def test_one_success_closes_it_and_reports_recovery() -> None:
     breaker = make_breaker(clock, probe_size=2)
     fail(breaker, 3)
     run_failing_rounds(clock, breaker, 3)
-    assert breaker.record(True) is True
+    assert breaker.backend_up() is True
     assert not breaker.is_open
     assert breaker.budget(16) == 16
     assert breaker.seconds_until_round() is None
 
 
-def test_record_success_without_failures_is_not_a_recovery() -> None:
-    breaker = make_breaker(FakeClock())
-    assert breaker.record(True) is False
-    assert breaker.record(True) is False
-    fail(breaker, 1)
-    assert breaker.record(True) is True
-    assert breaker.record(True) is False
+def test_only_closing_an_open_breaker_is_a_recovery() -> None:
+    breaker = make_breaker(FakeClock(), threshold=3)
+    assert breaker.backend_up() is False
+    fail(breaker, 2)
+    assert breaker.backend_up() is False
+    fail(breaker, 3)
+    assert breaker.backend_up() is True
+    assert breaker.backend_up() is False
 
 
 def test_reopening_starts_from_the_minimum_again() -> None:
@@ -237,7 +239,7 @@ def test_reopening_starts_from_the_minimum_again() -> None:
     breaker = make_breaker(clock, probe_size=2)
     fail(breaker, 3)
     run_failing_rounds(clock, breaker, 5)
-    assert breaker.record(True) is True
+    assert breaker.backend_up() is True
     fail(breaker, 3)
     assert breaker.is_open
     waits = run_failing_rounds(clock, breaker, 2)

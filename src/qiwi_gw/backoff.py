@@ -20,12 +20,13 @@ def retry_delay(
 
 
 class Breaker:
-    """Tells the dispatcher how many deliveries it may start.
+    """Tells the dispatcher how many deliveries it may start, from the backend's health.
 
-    Closed (the backend answers): as many as free slots allow. Open (the last
-    ``threshold`` attempts all failed): one round of at most ``probe_size``
-    deliveries per retry interval, the interval doubling while probes fail.
-    A single success closes it.
+    Only signs that the backend as a whole is down count (see ``webhook.Verdict``):
+    a payment the backend rejects says the backend is up. Closed: as many
+    deliveries as free slots allow. Open (the last ``threshold`` signs were all
+    "down"): one round of at most ``probe_size`` deliveries per interval, the
+    interval doubling while probes fail. Any sign of life closes it.
     """
 
     def __init__(
@@ -42,13 +43,13 @@ class Breaker:
         self._maximum = maximum
         self._threshold = threshold
         self._clock = clock
-        self._consecutive_failures = 0
+        self._consecutive_down = 0
         self._rounds = 0
         self._next_round_at = 0.0
 
     @property
     def is_open(self) -> bool:
-        return self._consecutive_failures >= self._threshold
+        return self._consecutive_down >= self._threshold
 
     def budget(self, free_slots: int) -> int:
         """How many deliveries may start now."""
@@ -66,20 +67,20 @@ class Breaker:
             self._next_round_at = self._clock() + delay
 
     def seconds_until_round(self) -> float | None:
+        """None while closed; else how long until the next probe round may start."""
         if not self.is_open:
             return None
         return max(0.0, self._next_round_at - self._clock())
 
-    def record(self, delivered: bool) -> bool:
-        """Note an outcome; True when a success follows failures, i.e. an outage
-        (or a row's own trouble) just ended and backed-off rows should be made due."""
-        if delivered:
-            recovered = self._consecutive_failures > 0
-            self._consecutive_failures = 0
-            self._rounds = 0
-            self._next_round_at = 0.0
-            return recovered
-        self._consecutive_failures += 1
-        if self._consecutive_failures == self._threshold:
+    def backend_up(self) -> bool:
+        """The backend answered; True when that ends an outage (the breaker was open)."""
+        was_open = self.is_open
+        self._consecutive_down = 0
+        self._rounds = 0
+        self._next_round_at = 0.0
+        return was_open
+
+    def backend_down(self) -> None:
+        self._consecutive_down += 1
+        if self._consecutive_down == self._threshold:
             self._next_round_at = self._clock() + retry_delay(1, self._minimum, self._maximum)
-        return False

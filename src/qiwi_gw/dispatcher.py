@@ -1,9 +1,16 @@
 """Delivers every stored payment to the merchant's webhook, at once and without limit.
 
 NOTIFY is a wake-up hint and the table is the truth: the loop wakes on a
-notification, on a completed delivery, or on the sweep timer, and each time
-claims whatever rows are due. A lost notification delays a delivery by one
-sweep interval at most; it never loses one.
+notification, on a finished delivery, on a retry falling due, on the next probe
+round or on the sweep timer, and each time claims whatever rows are due. A lost
+notification delays a delivery by one sweep interval at most; it never loses one.
+
+The delivery policy (README, "Retries"): a payment the backend rejects backs off
+on its own and changes nothing for the others; only signs that the backend is
+down open the breaker, and only the end of such an outage makes the rows it held
+back due at once. The loop does database work only when there may be work: it
+sleeps while every slot is busy, while the breaker waits for its next round, and
+after a claim that found nothing.
 """
 
 from __future__ import annotations
@@ -14,13 +21,14 @@ import os
 import secrets
 import socket
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
 import aiohttp
 import asyncpg
 
-from qiwi_gw import db
+from qiwi_gw import db, recorder
 from qiwi_gw.backoff import Breaker, retry_delay
 from qiwi_gw.db import DATABASE_ERRORS
 from qiwi_gw.errors import describe
@@ -30,19 +38,33 @@ from qiwi_gw.recorder import OutcomeRecorder
 from qiwi_gw.settings import Settings
 from qiwi_gw.store import attempts, transactions
 from qiwi_gw.store.transactions import DueRow, Outcome
-from qiwi_gw.webhook import WebhookSender
+from qiwi_gw.webhook import Delivery, Verdict, WebhookSender
 
 logger = logging.getLogger(__name__)
 
-# A claim outlives the attempt's own timeout by this much, so a live owner always
-# finishes (and records) before anyone else may take the row.
+# A claim outlives the attempt's timeout and the outcome recorder's worst case by
+# this much, so a live owner always finishes (and records) before anyone else may
+# take the row.
 LEASE_MARGIN: Final = 10.0
 MAINTENANCE_INTERVAL: Final = 3600.0
+# Rows an outage held back are made due this many at a time, each batch its own
+# statement: the first deliveries start after one batch, not after the whole backlog.
+RELEASE_BATCH: Final = 5000
 
 
 def channel_for(schema: str) -> str:
     """The channel the migration's trigger notifies on."""
     return f"qiwi_gw:{schema}"
+
+
+@dataclass(frozen=True)
+class DispatcherState:
+    """What the operator sees: is the backend up, and what is in flight."""
+
+    backend_up: bool
+    outage_since: datetime | None
+    in_flight: int
+    listener_connected: bool
 
 
 class Dispatcher:
@@ -70,9 +92,9 @@ class Dispatcher:
             timeout=webhook.timeout,
             zone=settings.timezone,
         )
-        self._lease = webhook.timeout + LEASE_MARGIN
+        self.lease = webhook.timeout + recorder.worst_case_seconds(self._db_timeout) + LEASE_MARGIN
         self._recorder = OutcomeRecorder(
-            pool, owner=self.owner, db_timeout=self._db_timeout, on_written=self._schedule_retries
+            pool, owner=self.owner, db_timeout=self._db_timeout, on_written=self._written
         )
         self._breaker = Breaker(
             probe_size=webhook.concurrency, minimum=webhook.retry_min, maximum=webhook.retry_max
@@ -85,24 +107,44 @@ class Dispatcher:
         )
         self._wake = asyncio.Event()
         self._stopping = False
-        self._saturated = False
+        # Whether a claim now may find rows: set by every event that can make a row
+        # due, cleared by a claim that took fewer rows than it asked for.
+        self._maybe_due = True
+        # Claiming a backlog: wait for half the slots to be free, so a batch of rows
+        # costs one round trip rather than one per finished delivery.
+        self._draining = False
         self._in_flight: set[asyncio.Task[None]] = set()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._listener_task: asyncio.Task[None] | None = None
+        self._loop_task: asyncio.Task[None] | None = None
+        self._release_task: asyncio.Task[None] | None = None
         self._next_maintenance = 0.0
         # When the earliest retry this process scheduled falls due (monotonic clock).
         self._next_retry_at = float("inf")
+        # Rows held by an outage survive a restart: the first sign of life after
+        # start releases them, as the end of an outage would.
+        self._release_on_next_answer = True
+        self._outage_since: datetime | None = None
+        self._metrics.backend_up.set(1)
+
+    @property
+    def state(self) -> DispatcherState:
+        return DispatcherState(
+            backend_up=not self._breaker.is_open,
+            outage_since=self._outage_since,
+            in_flight=len(self._in_flight),
+            listener_connected=self.listener.connected,
+        )
 
     async def start(self) -> None:
         await self._recorder.start()
-        self._tasks = [
-            asyncio.create_task(self.listener.run(), name="qiwi-gw-listener"),
-            asyncio.create_task(self._run(), name="qiwi-gw-dispatcher"),
-        ]
-        for task in self._tasks:
+        self._listener_task = asyncio.create_task(self.listener.run(), name="qiwi-gw-listener")
+        self._loop_task = asyncio.create_task(self._run(), name="qiwi-gw-dispatcher")
+        for task in (self._listener_task, self._loop_task):
             task.add_done_callback(_report_death)
         logger.info("dispatcher %s started", self.owner)
 
     def wake(self) -> None:
+        self._maybe_due = True
         self._wake.set()
 
     async def stop(self) -> None:
@@ -110,17 +152,22 @@ class Dispatcher:
         cancel the rest, and hand their rows back so another process can take them."""
         self._stopping = True
         self._wake.set()
-        main = self._tasks[1]
-        await asyncio.wait([main], timeout=self._db_timeout * 2)
+        if self._loop_task is not None:
+            await asyncio.wait([self._loop_task], timeout=self._db_timeout * 2)
         if self._in_flight:
             logger.info("waiting for %d deliveries in flight", len(self._in_flight))
             _done, pending = await asyncio.wait(self._in_flight, timeout=self._settings.timeout)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-        for task in self._tasks:
+        background = [
+            task
+            for task in (self._listener_task, self._loop_task, self._release_task)
+            if task is not None
+        ]
+        for task in background:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*background, return_exceptions=True)
         await self._recorder.stop()
         try:
             async with self._pool.acquire(timeout=self._db_timeout) as connection:
@@ -140,40 +187,55 @@ class Dispatcher:
             except Exception:
                 # A bug must not stop deliveries for good: log it, try again next round.
                 logger.exception("dispatcher round failed")
+                self._maybe_due = False
             await self._sleep()
+
+    def _free_slots(self) -> int:
+        # An outcome not yet written still holds its claim: counting it keeps the
+        # recorder's queue, hence its worst case, within the lease.
+        return self._settings.concurrency - len(self._in_flight) - self._recorder.unrecorded
+
+    def _seconds_until_claim(self) -> float | None:
+        """When a claim is worth making: now (0), after the breaker's wait, or only
+        when an event says so (None)."""
+        if not self._maybe_due:
+            return None
+        free = self._free_slots()
+        if free <= 0 or (self._draining and free < self._settings.concurrency // 2):
+            return None  # a finished delivery wakes the loop
+        return self._breaker.seconds_until_round() or 0.0
 
     async def _sleep(self) -> None:
         now = time.monotonic()
         timeout = min(self._settings.sweep_interval, max(0.0, self._next_retry_at - now))
-        until_round = self._breaker.seconds_until_round()
-        if until_round is not None:
-            timeout = min(timeout, until_round)
+        until_claim = self._seconds_until_claim()
+        if until_claim is not None:
+            timeout = min(timeout, until_claim)
         try:
             async with asyncio.timeout(timeout):
                 await self._wake.wait()
         except TimeoutError:
-            pass
+            # The sweep, a retry falling due or the breaker's next round.
+            self._maybe_due = True
         self._wake.clear()
         if self._next_retry_at <= time.monotonic():
             self._next_retry_at = float("inf")
 
     async def _claim_and_send(self) -> None:
-        free = self._settings.concurrency - len(self._in_flight)
-        if self._saturated and free < self._settings.concurrency // 2:
-            # Draining a backlog: claim in half-batches rather than a round trip
-            # per finished delivery. Not when idle, so a new payment goes at once.
+        if self._stopping or self._seconds_until_claim() != 0.0:
             return
-        allowed = self._breaker.budget(free)
-        if allowed <= 0 or self._stopping:
+        allowed = self._breaker.budget(self._free_slots())
+        if allowed <= 0:
             return
         try:
             async with self._pool.acquire(timeout=self._db_timeout) as connection:
-                rows = await transactions.claim_due(connection, allowed, self._lease, self.owner)
+                rows = await transactions.claim_due(connection, allowed, self.lease, self.owner)
         except DATABASE_ERRORS as exc:
             logger.warning("cannot claim due payments: %s", describe(exc))
+            self._maybe_due = False  # the sweep tries again
             return
         self._breaker.started(len(rows))
-        self._saturated = len(rows) == allowed
+        self._maybe_due = self._draining = len(rows) == allowed
         for row in rows:
             task = asyncio.create_task(self._deliver(row), name=f"qiwi-gw-deliver-{row.id}")
             self._in_flight.add(task)
@@ -182,14 +244,36 @@ class Dispatcher:
     def _delivery_done(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
         _report_death(task)
-        if self._saturated:
+        if self._maybe_due:
             self._wake.set()
 
     async def _deliver(self, row: DueRow) -> None:
         delivery = await self._sender.send(row)
+        try:
+            self._account(row, delivery)
+        finally:
+            # Whatever happened above, the outcome is recorded: a lost one would
+            # bring the row back every lease with no backoff.
+            self._recorder.add(self._outcome(delivery))
+
+    def _outcome(self, delivery: Delivery) -> Outcome:
+        if delivery.delivered:
+            return Outcome(delivery.record, delivered=True)
+        delay = retry_delay(
+            delivery.record.attempt, self._settings.retry_min, self._settings.retry_max
+        )
+        return Outcome(
+            delivery.record,
+            delivered=False,
+            retry_in=delay,
+            held=delivery.verdict is Verdict.DOWN,
+        )
+
+    def _account(self, row: DueRow, delivery: Delivery) -> None:
+        """Metrics, the log line and the breaker for one finished attempt."""
         record = delivery.record
         self._metrics.attempt_seconds.observe(record.duration_ms / 1000)
-        self._metrics.deliveries.labels("delivered" if delivery.delivered else "failed").inc()
+        self._metrics.deliveries.labels(delivery.verdict.value).inc()
         context = {"txn_id": row.code, "prv_txn": row.id, "attempt": record.attempt}
         if delivery.delivered:
             lag = datetime.now(UTC).replace(tzinfo=None) - row.created_at
@@ -197,19 +281,71 @@ class Dispatcher:
             # DEBUG: the attempt table holds every delivery; one INFO line per
             # payment (when it is stored) keeps the log's cost per payment low.
             logger.debug("webhook delivered", extra=context)
-            self._recorder.add(Outcome(record, delivered=True))
         else:
-            delay = retry_delay(record.attempt, self._settings.retry_min, self._settings.retry_max)
             logger.warning(
-                "webhook failed: %s; retry in %.1f s", record.summary, delay, extra=context
+                "webhook %s: %s; attempt %d",
+                delivery.verdict.value,
+                record.summary,
+                record.attempt,
+                extra=context,
             )
-            self._recorder.add(Outcome(record, delivered=False, retry_in=delay))
-        if self._breaker.record(delivery.delivered):
-            await self._end_outage()
+        if delivery.verdict is Verdict.DOWN:
+            self._note_down()
+        elif delivery.verdict is not Verdict.FAILED:
+            self._note_up()
 
-    def _schedule_retries(self, outcomes: list[Outcome]) -> None:
-        """Wake when the earliest retry just written falls due: only now does the
-        table say when it is due, so waking earlier would find nothing."""
+    def _note_down(self) -> None:
+        was_open = self._breaker.is_open
+        self._breaker.backend_down()
+        if self._breaker.is_open and not was_open:
+            self._outage_since = datetime.now(UTC)
+            self._metrics.backend_up.set(0)
+            logger.warning("webhook backend is down: sending probes only until it answers")
+
+    def _note_up(self) -> None:
+        ended = self._breaker.backend_up()
+        if ended:
+            logger.info("webhook backend is back after an outage since %s", self._outage_since)
+            self._outage_since = None
+            self._metrics.backend_up.set(1)
+        if ended or self._release_on_next_answer:
+            self._release_on_next_answer = False
+            self._maybe_due = True
+            self._wake.set()
+            if self._release_task is None or self._release_task.done():
+                self._release_task = asyncio.create_task(
+                    self._release_held(), name="qiwi-gw-release-held"
+                )
+                self._release_task.add_done_callback(_report_death)
+
+    async def _release_held(self) -> None:
+        """Make the rows held back by the outage due, batch by batch, waking the
+        loop after each so deliveries start while the rest is released."""
+        # Failures recorded after this would stay held: write them first.
+        await self._recorder.drained()
+        total = 0
+        while not self._stopping:
+            try:
+                async with self._pool.acquire(timeout=self._db_timeout) as connection:
+                    count = await transactions.release_held(connection, RELEASE_BATCH)
+            except DATABASE_ERRORS as exc:
+                logger.warning("cannot release payments held by the outage: %s", describe(exc))
+                # Held rows still come due on their own backoff; try again at the next answer.
+                self._release_on_next_answer = True
+                return
+            total += count
+            if count:
+                self.wake()
+            if count < RELEASE_BATCH:
+                break
+        if total:
+            logger.info("%d payments held back by the outage are due now", total)
+
+    def _written(self, outcomes: list[Outcome]) -> None:
+        """Outcomes were written: their slots are free, and the earliest retry among
+        them is now in the table. Wake for the retry only when it falls due."""
+        if self._maybe_due:
+            self._wake.set()
         delays = [outcome.retry_in for outcome in outcomes if not outcome.delivered]
         if not delays:
             return
@@ -217,19 +353,6 @@ class Dispatcher:
         if retry_at < self._next_retry_at:
             self._next_retry_at = retry_at
             self._wake.set()  # the loop is asleep on a longer timeout
-
-    async def _end_outage(self) -> None:
-        # Failures recorded after this would keep their long backoff: write them first.
-        await self._recorder.drained()
-        try:
-            async with self._pool.acquire(timeout=self._db_timeout) as connection:
-                count = await transactions.make_backed_off_due(connection)
-        except DATABASE_ERRORS as exc:
-            logger.warning("cannot reschedule backed-off payments: %s", describe(exc))
-            return
-        if count:
-            logger.info("webhook backend is back: %d backed-off payments are due now", count)
-        self._wake.set()
 
     async def _maintain(self) -> None:
         now = time.monotonic()

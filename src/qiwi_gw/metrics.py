@@ -44,7 +44,8 @@ class Metrics:
         )
         self.deliveries = Counter(
             "qiwi_webhook_deliveries",
-            "Webhook attempts by outcome (delivered, failed).",
+            "Webhook attempts by outcome (delivered; rejected: the backend refused this "
+            "payment; down: no usable answer; failed: an error of the gateway's).",
             ["outcome"],
             registry=r,
         )
@@ -71,6 +72,22 @@ class Metrics:
         self.listener_connected = Gauge(
             "qiwi_listener_connected",
             "1 while the LISTEN connection is up (0 also when no webhook is configured).",
+            registry=r,
+        )
+        self.backend_up = Gauge(
+            "qiwi_webhook_backend_up",
+            "0 while the dispatcher holds deliveries back because the backend is down "
+            "(probes only), else 1.",
+            registry=r,
+        )
+        self.held_payments = Gauge(
+            "qiwi_webhook_held_payments",
+            "Undelivered payments held back by a backend outage (due when it ends).",
+            registry=r,
+        )
+        self.backing_off_payments = Gauge(
+            "qiwi_webhook_backing_off_payments",
+            "Undelivered payments waiting out their own backoff (the backend rejected them).",
             registry=r,
         )
         self.database_up = Gauge(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import Final
 
@@ -18,7 +19,17 @@ from qiwi_gw.store.transactions import Outcome
 logger = logging.getLogger(__name__)
 
 MAX_BATCH: Final = 500
-TRIES: Final = 3
+# A batch is tried for at most this many database timeouts in all (acquiring a
+# connection and running the statement included), then given up: its claims
+# expire and the rows are sent again.
+BUDGET_IN_TIMEOUTS: Final = 3
+
+
+def worst_case_seconds(db_timeout: float) -> float:
+    """The longest an outcome can wait between being added and being written or given
+    up: the batch in flight when it arrived, then its own. The dispatcher's lease
+    covers this, so no other process claims a row whose 2xx is still unrecorded."""
+    return 2 * BUDGET_IN_TIMEOUTS * db_timeout
 
 
 class OutcomeRecorder:
@@ -35,10 +46,16 @@ class OutcomeRecorder:
         self._owner = owner
         self._db_timeout = db_timeout
         self._pending: list[Outcome] = []
+        self._writing = 0
         self._arrived = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def unrecorded(self) -> int:
+        """Outcomes added and not yet written: their rows still count as claimed."""
+        return len(self._pending) + self._writing
 
     def add(self, outcome: Outcome) -> None:
         self._pending.append(outcome)
@@ -51,7 +68,7 @@ class OutcomeRecorder:
     async def drained(self) -> bool:
         """Wait until every outcome added so far is written (or given up on)."""
         try:
-            async with asyncio.timeout(self._db_timeout * TRIES):
+            async with asyncio.timeout(worst_case_seconds(self._db_timeout)):
                 await self._idle.wait()
         except TimeoutError:
             return False
@@ -60,9 +77,7 @@ class OutcomeRecorder:
     async def stop(self) -> None:
         """Write what is pending (within the database timeout), then stop."""
         if not await self.drained():
-            logger.warning(
-                "%d webhook outcomes not recorded; their claims expire", len(self._pending)
-            )
+            logger.warning("%d webhook outcomes not recorded; their claims expire", self.unrecorded)
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -73,25 +88,32 @@ class OutcomeRecorder:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             if not self._pending:
                 self._arrived.clear()
+            self._writing = len(batch)
             try:
                 await self._write(batch)
             except Exception:
                 # This loop must outlive any one batch: if it stopped, every delivery
                 # after it would be sent again when its claim ran out.
                 logger.exception("unexpected error recording %d webhook outcomes", len(batch))
+            self._writing = 0
             if not self._pending:
                 self._idle.set()
 
     async def _write(self, batch: list[Outcome]) -> None:
-        for attempt in range(1, TRIES + 1):
+        deadline = time.monotonic() + BUDGET_IN_TIMEOUTS * self._db_timeout
+        pause = 0.2
+        while True:
             try:
-                async with self._pool.acquire(timeout=self._db_timeout) as connection:
-                    await transactions.record_outcomes(connection, batch, self._owner)
-                self._on_written(batch)
-                return
+                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                    async with self._pool.acquire(timeout=self._db_timeout) as connection:
+                        await transactions.record_outcomes(connection, batch, self._owner)
             except DATABASE_ERRORS as exc:
-                if attempt == TRIES:
+                if time.monotonic() + pause >= deadline:
                     # Claims expire and the rows are sent again: at-least-once, never lost.
                     logger.error("cannot record %d webhook outcomes: %s", len(batch), describe(exc))
                     return
-                await asyncio.sleep(0.2 * 2**attempt)
+                await asyncio.sleep(pause)
+                pause *= 2
+                continue
+            self._on_written(batch)
+            return

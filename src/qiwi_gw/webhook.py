@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import enum
 import json
+import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -12,9 +14,38 @@ from zoneinfo import ZoneInfo
 import aiohttp
 from standardwebhooks import Webhook
 
+from qiwi_gw.errors import describe
 from qiwi_gw.store.transactions import AttemptRecord, DueRow
 
+logger = logging.getLogger(__name__)
+
 EXCERPT_BYTES = 512
+
+# Answers that say "not now" about the backend as a whole, not about this payment.
+_DOWN_STATUSES = frozenset({408, 429})
+
+
+class Verdict(enum.Enum):
+    """What one attempt says about the payment and about the backend."""
+
+    DELIVERED = "delivered"
+    # The backend answered and did not take this payment (3xx, 4xx but 408/429):
+    # the payment backs off on its own; the backend is up.
+    REJECTED = "rejected"
+    # No usable answer (refused, reset, timeout, 5xx, 408, 429): the backend is down.
+    DOWN = "down"
+    # An error of this gateway's while sending: the payment backs off on its own
+    # and says nothing about the backend.
+    FAILED = "failed"
+
+
+def verdict_for(status: int | None) -> Verdict:
+    """The verdict on an HTTP answer (``None``: no answer at all)."""
+    if status is None or status >= 500 or status in _DOWN_STATUSES:
+        return Verdict.DOWN
+    if 200 <= status < 300:
+        return Verdict.DELIVERED
+    return Verdict.REJECTED
 
 
 def payload(row: DueRow, zone: ZoneInfo) -> bytes:
@@ -54,7 +85,11 @@ def message_id(row: DueRow) -> str:
 @dataclass(frozen=True)
 class Delivery:
     record: AttemptRecord
-    delivered: bool
+    verdict: Verdict
+
+    @property
+    def delivered(self) -> bool:
+        return self.verdict is Verdict.DELIVERED
 
 
 class WebhookSender:
@@ -85,14 +120,15 @@ class WebhookSender:
         return headers
 
     async def send(self, row: DueRow) -> Delivery:
-        """Never raises for the backend's failures: they are outcomes to record."""
-        body = payload(row, self._zone)
+        """Never raises (but for cancellation): every failure is an outcome to record."""
         started_at = datetime.now(UTC)
         started = time.perf_counter()
         status: int | None = None
         error: str | None = None
         excerpt: str | None = None
+        unexpected = False
         try:
+            body = payload(row, self._zone)
             async with self._session.post(
                 self._url,
                 data=body,
@@ -105,8 +141,14 @@ class WebhookSender:
                 excerpt = raw.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
         except TimeoutError:
             error = f"timeout after {self._timeout.total:g} s"
-        except aiohttp.ClientError as exc:
-            error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+        except (aiohttp.ClientError, OSError) as exc:
+            error = describe(exc)[:300]
+        except Exception as exc:
+            # A bug of ours (or of a library) must not lose the attempt: it becomes
+            # a failed one, recorded and backed off like any other.
+            error = f"internal error: {describe(exc)}"
+            unexpected = True
+            logger.debug("webhook attempt for %s raised", row.code, exc_info=True)
         duration_ms = round((time.perf_counter() - started) * 1000)
         record = AttemptRecord(
             transaction_id=row.id,
@@ -117,4 +159,6 @@ class WebhookSender:
             error=error,
             response_excerpt=excerpt,
         )
-        return Delivery(record=record, delivered=status is not None and 200 <= status < 300)
+        if unexpected:
+            return Delivery(record=record, verdict=Verdict.FAILED)
+        return Delivery(record=record, verdict=verdict_for(status))

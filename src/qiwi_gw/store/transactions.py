@@ -150,18 +150,19 @@ RETURNING t.id, t.account, t.code, t.sum, t.created_at, t.attempts
 """
 
 # The outcomes of many attempts in one statement: each attempt's row in
-# qiwi_webhook_attempt, and its payment's new state. A delivered payment is
-# marked so even when the lease ran out meanwhile (the backend has it); a failed
-# one is rescheduled only by the holder of its lease, so a stale failure never
-# pushes back a row another process has claimed since.
+# qiwi_webhook_attempt, and its payment's new state — written only by the holder
+# of the payment's claim. A process whose lease ran out and whose row another
+# process has claimed since keeps its attempt in the history but changes nothing:
+# the current holder's outcome decides. ``held`` marks a failure caused by the
+# backend being down, so the end of the outage can make the row due at once.
 RECORD_OUTCOMES = f"""
 WITH outcome AS (
     SELECT *
     FROM unnest(
         $1::bigint[], $2::int[], $3::timestamptz[], $4::int[], $5::int[], $6::text[],
-        $7::text[], $8::bool[], $9::text[], $10::float8[]
+        $7::text[], $8::bool[], $9::text[], $10::float8[], $11::bool[]
     ) AS o(transaction_id, attempt, started_at, duration_ms, http_status, error,
-           response_excerpt, delivered, last_error, retry_in)
+           response_excerpt, delivered, last_error, retry_in, held)
 ),
 attempt AS (
     INSERT INTO qiwi_webhook_attempt
@@ -177,19 +178,29 @@ SET status = CASE WHEN o.delivered THEN {STATUS_COMPLETED} ELSE t.status END,
     delivered_at = CASE WHEN o.delivered THEN now() ELSE t.delivered_at END,
     next_attempt_at = CASE WHEN o.delivered THEN NULL
                            ELSE now() + make_interval(secs => o.retry_in) END,
+    held_by_outage = o.held AND NOT o.delivered,
     locked_until = NULL,
     locked_by = NULL,
     updated_at = now() AT TIME ZONE 'UTC'
 FROM outcome o
 WHERE t.id = o.transaction_id
-  AND (o.delivered OR (t.status = {STATUS_RECEIVED} AND t.locked_by = $11))
+  AND t.status = {STATUS_RECEIVED}
+  AND t.locked_by = $12
 """
 
-# For /metrics on every scrape: the pending rows only, through the partial indexes.
+# For /metrics: the pending rows only, through the partial indexes.
 PENDING_SUMMARY = f"""
 SELECT count(*) AS pending,
        coalesce(extract(epoch FROM (now() AT TIME ZONE 'UTC') - min(created_at)), 0)::float8
            AS oldest_seconds
+FROM qiwi_transaction
+WHERE status = {STATUS_RECEIVED}
+"""
+
+# Why the undelivered rows wait: held back by an outage, or backing off on their own.
+DELIVERY_BACKLOG = f"""
+SELECT count(*) FILTER (WHERE held_by_outage) AS held,
+       count(*) FILTER (WHERE NOT held_by_outage AND next_attempt_at > now()) AS backing_off
 FROM qiwi_transaction
 WHERE status = {STATUS_RECEIVED}
 """
@@ -200,11 +211,21 @@ SET next_attempt_at = now(), locked_until = NULL, locked_by = NULL
 WHERE status = {STATUS_RECEIVED} AND locked_by = $1
 """
 
-# After an outage ends, rows backed off during it are due at once.
-MAKE_BACKED_OFF_DUE = f"""
+# After an outage ends, one batch of the rows it held back is due at once: each
+# batch its own short statement, through qiwi_transaction_held_idx, so a backlog
+# of any size starts moving within one batch's time. Rows being sent now are
+# skipped: their outcome decides. "id = ANY(ARRAY(...))" looks each id up by
+# primary key instead of letting the planner join against a scan.
+RELEASE_HELD = f"""
 UPDATE qiwi_transaction
-SET next_attempt_at = now()
-WHERE status = {STATUS_RECEIVED} AND next_attempt_at > now() AND locked_by IS NULL
+SET next_attempt_at = now(), held_by_outage = false
+WHERE id = ANY(ARRAY(
+    SELECT id FROM qiwi_transaction
+    WHERE status = {STATUS_RECEIVED} AND held_by_outage
+      AND (locked_until IS NULL OR locked_until <= now())
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+))
 """
 
 
@@ -269,18 +290,26 @@ async def claim_due(
 
 @dataclass(frozen=True)
 class Outcome:
-    """A finished attempt: delivered, or to be retried in ``retry_in`` seconds."""
+    """A finished attempt: delivered, or to be retried in ``retry_in`` seconds;
+    ``held`` when it failed because the backend was down."""
 
     record: AttemptRecord
     delivered: bool
     retry_in: float = 0.0
+    held: bool = False
 
 
 async def record_outcomes(connection: Executor, outcomes: Sequence[Outcome], owner: str) -> None:
-    columns: list[list[object]] = [[] for _ in range(10)]
+    columns: list[list[object]] = [[] for _ in range(11)]
     for outcome in outcomes:
         last_error = None if outcome.delivered else outcome.record.summary
-        values = (*outcome.record.as_args(), outcome.delivered, last_error, outcome.retry_in)
+        values = (
+            *outcome.record.as_args(),
+            outcome.delivered,
+            last_error,
+            outcome.retry_in,
+            outcome.held,
+        )
         for column, value in zip(columns, values, strict=True):
             column.append(value)
     await connection.execute(RECORD_OUTCOMES, *columns, owner)
@@ -297,8 +326,21 @@ async def release_claims(connection: Executor, owner: str) -> int:
     return affected_rows(await connection.execute(RELEASE_CLAIMS, owner))
 
 
-async def make_backed_off_due(connection: Executor) -> int:
-    return affected_rows(await connection.execute(MAKE_BACKED_OFF_DUE))
+@dataclass(frozen=True)
+class DeliveryBacklog:
+    held: int
+    backing_off: int
+
+
+async def delivery_backlog(connection: Executor) -> DeliveryBacklog:
+    row = await connection.fetchrow(DELIVERY_BACKLOG)
+    assert row is not None
+    return DeliveryBacklog(held=int(row["held"]), backing_off=int(row["backing_off"]))
+
+
+async def release_held(connection: Executor, batch: int) -> int:
+    """Make up to ``batch`` rows held back by an outage due now; how many it made due."""
+    return affected_rows(await connection.execute(RELEASE_HELD, batch))
 
 
 # --- operator queries ---------------------------------------------------------
@@ -469,3 +511,116 @@ async def registry(connection: Executor, start: datetime, end: datetime) -> list
 
 async def registry_by_codes(connection: Executor, codes: Sequence[str]) -> list[Record]:
     return await connection.fetch(SELECT_REGISTRY_BY_CODES, list(codes))
+
+
+# --- console queries ----------------------------------------------------------
+# For the operator console's search (``qiwi_gw.console``). Newest first by id, the
+# order rows were stored in, with keyset pagination (``id < $n`` for older pages,
+# ``id > $n`` for newer), so a page reads about a page of index entries: through
+# the primary key, or qiwi_transaction_account_idx / _pending_id_idx (migration
+# 0004) when searching by account or for status 0.
+
+SEARCH_COLUMNS = (
+    "id, code, account, sum, status, txn_date, created_at, attempts, delivered_at, last_error"
+)
+
+# The conditions a search may combine; each value is a $n parameter. The status is
+# one of two constants, written into the statement so that the planner can match
+# the partial index on ``status = 0``.
+_SEARCH_CONDITIONS = {
+    "code": "code = ${}",
+    "id": "id = ${}",
+    "account": "account = ${}",
+    "txn_from": "txn_date >= ${}",
+    "txn_to": "txn_date < ${}",
+    "older_than": "id < ${}",
+    "newer_than": "id > ${}",
+}
+_STATUS_CONDITIONS = {
+    STATUS_RECEIVED: f"status = {STATUS_RECEIVED}",
+    STATUS_COMPLETED: f"status = {STATUS_COMPLETED}",
+}
+
+
+@dataclass(frozen=True)
+class Search:
+    """What the console's payment search filters on; None is "any"."""
+
+    code: str | None = None
+    id: int | None = None
+    account: str | None = None
+    txn_from: datetime | None = None
+    txn_to: datetime | None = None
+    status: int | None = None
+
+
+async def search(
+    connection: Executor,
+    criteria: Search,
+    *,
+    limit: int,
+    older_than: int | None = None,
+    newer_than: int | None = None,
+) -> list[Record]:
+    """Up to ``limit`` payments matching ``criteria``, newest first: the newest ones,
+    those just older than id ``older_than``, or those just newer than ``newer_than``."""
+    values = {
+        "code": criteria.code,
+        "id": criteria.id,
+        "account": criteria.account,
+        "txn_from": criteria.txn_from,
+        "txn_to": criteria.txn_to,
+        "older_than": older_than,
+        "newer_than": newer_than,
+    }
+    conditions: list[str] = []
+    args: list[object] = []
+    for name, value in values.items():
+        if value is not None:
+            args.append(value)
+            conditions.append(_SEARCH_CONDITIONS[name].format(len(args)))
+    if criteria.status is not None:
+        conditions.append(_STATUS_CONDITIONS[criteria.status])
+    where = " AND ".join(conditions) or "true"
+    # Newer pages read upwards from their boundary, then turn round.
+    direction = "ASC" if newer_than is not None else "DESC"
+    args.append(limit)
+    statement = (
+        f"SELECT {SEARCH_COLUMNS} FROM qiwi_transaction WHERE {where}"
+        f" ORDER BY id {direction} LIMIT ${len(args)}"
+    )
+    rows = await connection.fetch(statement, *args)
+    return rows[::-1] if newer_than is not None else rows
+
+
+# Payments stored and webhooks delivered per minute, in UTC, since $1 (UTC), and
+# the delivery lag of the minute's deliveries: through the created_at index and
+# the partial index on delivered_at.
+STORED_PER_MINUTE = """
+SELECT date_trunc('minute', created_at) AS minute, count(*) AS stored
+FROM qiwi_transaction
+WHERE created_at >= $1
+GROUP BY 1
+"""
+
+DELIVERED_PER_MINUTE = """
+SELECT date_trunc('minute', delivered_at AT TIME ZONE 'UTC') AS minute,
+       count(*) AS delivered,
+       avg(extract(epoch FROM (delivered_at AT TIME ZONE 'UTC') - created_at))::float8
+           AS lag_avg,
+       max(extract(epoch FROM (delivered_at AT TIME ZONE 'UTC') - created_at))::float8
+           AS lag_max
+FROM qiwi_transaction
+WHERE delivered_at >= $1::timestamp AT TIME ZONE 'UTC'
+GROUP BY 1
+"""
+
+
+async def stored_per_minute(connection: Executor, since: datetime) -> list[Record]:
+    """``since`` is a naive UTC timestamp, like ``created_at``."""
+    return await connection.fetch(STORED_PER_MINUTE, since)
+
+
+async def delivered_per_minute(connection: Executor, since: datetime) -> list[Record]:
+    """``since`` is a naive UTC timestamp; minutes come back naive UTC too."""
+    return await connection.fetch(DELIVERED_PER_MINUTE, since)
