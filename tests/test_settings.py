@@ -264,6 +264,52 @@ def test_pg_real_host_ipv6() -> None:
     assert urlsplit(listen).port == 5432
 
 
+def test_pg_slaves_are_the_primary_dsn_on_other_hosts() -> None:
+    settings = Settings.from_env(
+        {
+            "PG_HOST": "primary",
+            "PG_PORT": "6432",
+            "PG_USER": "gw",
+            "PG_PASSWORD": "p@ss",
+            "PG_DATABASE": "qiwi",
+            "PG_SLAVES": " replica-1, replica-2:5433 ,[fd00::7]:5434,fd00::8,",
+        }
+    )
+    assert settings.database.replica_dsns == (
+        "postgresql://gw:p%40ss@replica-1:6432/qiwi",
+        "postgresql://gw:p%40ss@replica-2:5433/qiwi",
+        "postgresql://gw:p%40ss@[fd00::7]:5434/qiwi",
+        "postgresql://gw:p%40ss@[fd00::8]:6432/qiwi",
+    )
+    assert "p@ss" not in repr(settings) and "p%40ss" not in repr(settings)
+
+
+def test_pg_slaves_keep_the_database_urls_options() -> None:
+    settings = Settings.from_env(
+        {"DATABASE_URL": "postgresql://u:p@db:5432/q?sslmode=require", "PG_SLAVES": "ro"}
+    )
+    assert settings.database.replica_dsns == ("postgresql://u:p@ro:5432/q?sslmode=require",)
+
+
+def test_no_pg_slaves_no_replicas() -> None:
+    assert Settings.from_env({"PG_HOST": "db"}).database.replica_dsns == ()
+
+
+@pytest.mark.parametrize("raw", ["false", "0", "no", "off"])
+def test_embedded_database_refused_names_what_to_set(raw: str) -> None:
+    error = config_error({"QIWI_EMBEDDED_DB": raw})
+    assert error.variable == "PG_HOST"
+    assert "DATABASE_URL" in str(error)
+    assert "QIWI_EMBEDDED_DB" in str(error)
+
+
+def test_embedded_database_allowed_by_default_and_irrelevant_with_a_database() -> None:
+    assert Settings.from_env({}).database.embedded_allowed
+    settings = Settings.from_env({"QIWI_EMBEDDED_DB": "false", "PG_HOST": "db"})
+    assert not settings.database.embedded
+    assert not settings.database.embedded_allowed
+
+
 # --- every bad value names its variable --------------------------------------------
 
 
@@ -316,6 +362,12 @@ def test_pg_real_host_ipv6() -> None:
         ({"PG_REAL_HOST": "db"}, "PG_REAL_HOST"),
         ({"PG_HOST": "db", "PG_REAL_HOST": "db", "PG_REAL_PORT": "x"}, "PG_REAL_PORT"),
         ({"DEBUG": "maybe"}, "DEBUG"),
+        ({"PG_SLAVES": "replica"}, "PG_SLAVES"),
+        ({"PG_HOST": "db", "PG_SLAVES": "replica:port"}, "PG_SLAVES"),
+        ({"PG_HOST": "db", "PG_SLAVES": "replica:70000"}, "PG_SLAVES"),
+        ({"PG_HOST": "db", "PG_SLAVES": "user@replica"}, "PG_SLAVES"),
+        ({"PG_HOST": "db", "PG_SLAVES": "replica one"}, "PG_SLAVES"),
+        ({"QIWI_EMBEDDED_DB": "perhaps"}, "QIWI_EMBEDDED_DB"),
         ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
     ],
 )

@@ -355,6 +355,7 @@ def _host_list(raw: str) -> tuple[str, ...]:
     for host in hosts:
         if any(character.isspace() or character in "/@?#" for character in host):
             raise ValueError(f"{host!r} is not a host name")
+        _split_port(host)  # a bad port is this variable's error, raised here
     return hosts
 
 
