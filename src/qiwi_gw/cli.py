@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from qiwi_gw import __version__, logs, ops
-from qiwi_gw.errors import QiwiGwError
+from qiwi_gw.errors import ConfigError, QiwiGwError
 from qiwi_gw.ops.arguments import EXIT_USAGE, Parser
 from qiwi_gw.ops.common import BadArgumentError, NotFoundError
 from qiwi_gw.settings import Settings
@@ -64,6 +64,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NotFoundError as exc:
         print(f"qiwi-gw {args.command}: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except ConfigError as exc:
+        # Found only once the database answers (a missing database the role may not create).
+        print(f"qiwi-gw: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except QiwiGwError as exc:
         print(f"qiwi-gw: {exc}", file=sys.stderr)
         return EXIT_ERROR

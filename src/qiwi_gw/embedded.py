@@ -1,4 +1,6 @@
-"""A private PostgreSQL for running without a configured database.
+"""A private PostgreSQL for running without a configured database (``make run``,
+tests, or the image with ``QIWI_EMBEDDED_DB=true``): a convenience, not a place for
+real payments.
 
 ``pgserver`` ships the server binaries in its wheel, so a fresh machine needs
 nothing installed. The data directory persists, so payments survive restarts.
@@ -25,7 +27,13 @@ def embedded_postgres(data_dir: Path) -> Iterator[str]:
 
     pgdata = (data_dir / "pgdata").resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    logger.info("no database configured: starting embedded PostgreSQL with data in %s", pgdata)
+    # The first line of the log, and a warning: payments stored here live in this directory
+    # only, which in a container is gone with it unless a volume is mounted there.
+    logger.warning(
+        "embedded PostgreSQL with its data in %s: not for production, payments stay in that "
+        "directory only (set PG_HOST or DATABASE_URL for a real database)",
+        pgdata,
+    )
     server = get_server(pgdata, cleanup_mode="stop")
     try:
         dsn: str = server.get_uri()

@@ -5,6 +5,7 @@ in a thread."""
 from __future__ import annotations
 
 import logging
+from contextlib import suppress
 from importlib import resources
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -38,7 +39,12 @@ def _yoyo_url(dsn: str, schema: str) -> str:
 
 
 def ensure_schema(dsn: str, schema: str) -> None:
-    with psycopg.connect(dsn, autocommit=True) as connection:
+    # IF NOT EXISTS is not atomic: replicas starting together on a new database can both
+    # pass the check; the loser finds the schema there.
+    with (
+        psycopg.connect(dsn, autocommit=True) as connection,
+        suppress(psycopg.errors.UniqueViolation, psycopg.errors.DuplicateSchema),
+    ):
         connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
 
 

@@ -12,7 +12,7 @@ import psycopg
 from aiohttp import web
 from yoyo.exceptions import LockTimeout
 
-from qiwi_gw import migrations
+from qiwi_gw import migrations, provision
 from qiwi_gw.app import create_app
 from qiwi_gw.embedded import embedded_postgres
 from qiwi_gw.errors import DatabaseUnavailableError, describe
@@ -48,7 +48,8 @@ def database(settings: Settings) -> Iterator[str]:
 
 
 def migrate(dsn: str, schema: str, *, wait: float = 0.0) -> list[str]:
-    """Apply pending migrations, retrying while the database is not up yet."""
+    """Create the database when it is missing, apply pending migrations, retrying while
+    the database is not up yet; every retry says why, in the server's own words."""
     deadline = time.monotonic() + wait
     delay = 0.5
     while True:
@@ -58,16 +59,27 @@ def migrate(dsn: str, schema: str, *, wait: float = 0.0) -> list[str]:
             # The database answers, but the schema is not what the migrations expect.
             raise DatabaseUnavailableError(f"cannot migrate: {describe(exc)}") from None
         except (psycopg.OperationalError, LockTimeout) as exc:
+            if isinstance(exc, psycopg.OperationalError) and _created(dsn):
+                continue
+            problem = provision.connection_problem(exc, dsn)
             if time.monotonic() + delay > deadline:
-                first_line = (
-                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                )
                 raise DatabaseUnavailableError(
-                    f"cannot migrate {mask_dsn(dsn)}: {first_line}"
+                    f"cannot migrate {mask_dsn(dsn)}: {problem}"
                 ) from None
-            logger.warning("database not ready (%s); retrying in %.1f s", type(exc).__name__, delay)
+            logger.warning(
+                "database %s not ready: %s; retrying in %.1f s", mask_dsn(dsn), problem, delay
+            )
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+
+def _created(dsn: str) -> bool:
+    """Whether the failure was a missing database, now created. Anything in the way of
+    finding out (the server down, a wrong password) is the original failure's to report."""
+    try:
+        return provision.create_if_missing(dsn)
+    except psycopg.Error:
+        return False
 
 
 def serve(settings: Settings) -> None:

@@ -1,0 +1,209 @@
+"""Drop-in parity with the original image's start: a missing database is created (through
+the direct connection) and migrated; replicas starting together both come up; a role that
+may not create databases stops the gateway with one line (exit 2); any other connection
+failure is retried with the server's own reason in every log line, the password masked.
+Where the embedded database is used, the first log line says so; where it is refused
+(QIWI_EMBEDDED_DB=false) and no database is set, the gateway stops at once (exit 2)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+import psycopg
+import pytest
+from aiohttp.test_utils import unused_port
+from psycopg import sql
+
+from qiwi_gw.provision import connection_problem
+from tests.chaos import Gateway, Qiwi, backend
+from tests.conftest import drop_database, with_database
+from tests.ops_helpers import execute, run_process
+from tests.own_postgres import cluster
+
+WRONG_PASSWORD = "not-the-password-7"
+
+
+def with_user(dsn: str, user: str) -> str:
+    parts = urlsplit(dsn)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
+
+
+@pytest.fixture
+def missing_database(server_dsn: str) -> Iterator[str]:
+    """The DSN of a database the server does not have (dropped afterwards, if created)."""
+    name = f"qiwi_gw_new_{secrets.token_hex(5)}"
+    try:
+        yield with_database(server_dsn, name)
+    finally:
+        drop_database(server_dsn, name)
+
+
+async def pay_answer(base: str, txn: str) -> str:
+    async with aiohttp.ClientSession() as session:
+        answer = await Qiwi().pay(session, base, txn)
+    assert answer is not None
+    return answer.result
+
+
+async def test_missing_database_is_created_migrated_and_serves(missing_database: str) -> None:
+    async with backend() as hook:
+        gateway = Gateway(missing_database, hook.url)
+        await gateway.start()
+        try:
+            assert await pay_answer(gateway.base, "501") == "0"
+        finally:
+            assert await gateway.terminate() == 0
+    log = gateway.log_text()
+    name = urlsplit(missing_database).path.lstrip("/")
+    assert f'database "{name}" does not exist on ' in log
+    assert f'created database "{name}"' in log
+    assert "retrying" not in log
+    assert execute(missing_database, "SELECT count(*) FROM qiwi_transaction") == [(1,)]
+
+
+async def test_two_gateways_starting_on_a_missing_database_both_serve(
+    missing_database: str,
+) -> None:
+    async with backend() as hook:
+        gateways = [Gateway(missing_database, hook.url) for _ in range(2)]
+        try:
+            await asyncio.gather(*(gateway.start() for gateway in gateways))
+            answers = [await pay_answer(g.base, str(600 + i)) for i, g in enumerate(gateways)]
+            assert answers == ["0", "0"]
+        finally:
+            codes = [await gateway.terminate() for gateway in gateways if gateway.process]
+    assert codes == [0, 0]
+    name = urlsplit(missing_database).path.lstrip("/")
+    creators = [g for g in gateways if f'created database "{name}"' in g.log_text()]
+    assert len(creators) == 1, [g.log_text() for g in gateways]
+    assert execute(missing_database, "SELECT count(*) FROM qiwi_transaction") == [(2,)]
+
+
+def test_migrate_alone_creates_the_database(missing_database: str) -> None:
+    result = run_process("migrate", env={"DATABASE_URL": missing_database})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("applied ")
+    assert "0001.initial-tables" in result.stdout
+
+
+@pytest.fixture
+def role_without_createdb(server_dsn: str) -> Iterator[str]:
+    role = f"qiwi_gw_nocreate_{secrets.token_hex(4)}"
+    with psycopg.connect(server_dsn, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN NOCREATEDB").format(sql.Identifier(role)))
+    try:
+        yield role
+    finally:
+        with psycopg.connect(server_dsn, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+@pytest.mark.parametrize("command", ["serve", "migrate"])
+def test_role_without_createdb_stops_with_one_line(
+    missing_database: str, role_without_createdb: str, command: str
+) -> None:
+    dsn = with_user(missing_database, role_without_createdb)
+    name = urlsplit(dsn).path.lstrip("/")
+    result = run_process(command, env={"DATABASE_URL": dsn, "PORT": str(unused_port())})
+    assert result.returncode == 2, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("qiwi-gw: configuration error: PG_DATABASE: ")
+    assert f'database "{name}" does not exist' in last
+    assert f'role "{role_without_createdb}" may not create databases' in last
+    assert f'ALTER ROLE "{role_without_createdb}" CREATEDB' in last
+    assert "Traceback" not in result.stderr
+    assert "retrying" not in result.stderr
+
+
+async def first_retry_line(env: dict[str, str]) -> tuple[str, str]:
+    """Start ``serve``; return its first "retrying" log line and everything before it."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("PG_", "QIWI_"))}
+    clean.pop("DATABASE_URL", None)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "qiwi_gw",
+        "serve",
+        env={**clean, "PORT": str(unused_port()), **env},
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    seen: list[str] = []
+    try:
+        async with asyncio.timeout(30):
+            while line := (await process.stderr.readline()).decode():
+                seen.append(line)
+                if "retrying" in line:
+                    return line, "".join(seen)
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
+    raise AssertionError("no retry line:\n" + "".join(seen))
+
+
+async def test_wrong_password_is_named_in_every_retry_line() -> None:
+    with cluster() as own:
+        primary = own.primary(password="the-right-password-3")
+        dsn = primary.dsn(password=WRONG_PASSWORD)
+        line, log = await first_retry_line({"DATABASE_URL": dsn})
+    assert 'password authentication failed for user "postgres"' in line
+    assert f"postgresql://postgres:***@{primary.where}/postgres" in line
+    assert WRONG_PASSWORD not in log
+
+
+@pytest.mark.parametrize(
+    ("host", "reason"),
+    [
+        ("qiwi-gw-no-such-host.invalid", "qiwi-gw-no-such-host.invalid"),
+        ("127.0.0.1", "Connection refused"),
+    ],
+)
+async def test_unreachable_server_says_why(host: str, reason: str) -> None:
+    port = unused_port()
+    dsn = f"postgresql://qiwi:{WRONG_PASSWORD}@{host}:{port}/qiwi"
+    line, log = await first_retry_line({"DATABASE_URL": dsn})
+    assert reason in line
+    assert f"postgresql://qiwi:***@{host}:{port}/qiwi not ready: " in line
+    assert WRONG_PASSWORD not in log
+
+
+def test_connection_problem_is_one_line_without_the_password() -> None:
+    error = psycopg.OperationalError(
+        'connection failed: connection to server at "db", port 5432 failed: FATAL:  '
+        'password authentication failed for user "s3cr3t-pw"\n\tand a hint'
+    )
+    problem = connection_problem(error, "postgresql://u:s3cr3t-pw@db/q")
+    assert problem == (
+        'connection to server at "db", port 5432 failed: FATAL: '
+        'password authentication failed for user "***"'
+    )
+
+
+def test_embedded_database_warns_in_the_first_log_line(tmp_path: Path) -> None:
+    result = run_process("migrate", env={"QIWI_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    first = result.stderr.splitlines()[0]
+    assert "WARNING" in first
+    assert f"embedded PostgreSQL with its data in {tmp_path / 'pgdata'}" in first
+    assert "not for production" in first
+    assert (tmp_path / "pgdata" / "PG_VERSION").is_file()
+
+
+def test_embedded_database_refused_stops_at_once(tmp_path: Path) -> None:
+    result = run_process("serve", env={"QIWI_DATA_DIR": str(tmp_path), "QIWI_EMBEDDED_DB": "false"})
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("qiwi-gw: configuration error: PG_HOST: ")
+    assert "DATABASE_URL" in lines[0]
+    assert not (tmp_path / "pgdata").exists()
