@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import asyncpg
 
@@ -26,20 +28,32 @@ class NotFoundError(QiwiGwError):
     """What the operator named is not in the database (exit code 1)."""
 
 
+# The commands that only read: with PG_SLAVES they run on the first replica that answers.
+READ_ONLY_COMMANDS = frozenset({"status", "pending", "attempts", "export", "reconcile"})
+
+
 @asynccontextmanager
-async def connect(settings: DatabaseSettings, dsn: str) -> AsyncIterator[asyncpg.Connection]:
+async def connect(
+    settings: DatabaseSettings, dsn: str, *, read_only: bool = False
+) -> AsyncIterator[asyncpg.Connection]:
     """One connection with the gateway's search_path; database errors become one line.
 
-    No command timeout: an export or a prune may rightly run for minutes.
+    ``read_only``: to a replica of PG_SLAVES when one answers, else to ``dsn``; which one
+    is said on stderr, so that stdout stays the answer (JSON, CSV). No command timeout:
+    an export or a prune may rightly run for minutes.
     """
+    options: dict[str, Any] = {
+        "server_settings": {**db.server_settings(settings), "application_name": APPLICATION_NAME},
+        # PgBouncer in transaction mode cannot keep prepared statements.
+        "statement_cache_size": 0 if settings.listen_dsn != settings.dsn else 100,
+    }
     try:
-        connection: asyncpg.Connection = await asyncpg.connect(
-            dsn,
-            timeout=settings.timeout,
-            server_settings={**db.server_settings(settings), "application_name": APPLICATION_NAME},
-            # PgBouncer in transaction mode cannot keep prepared statements.
-            statement_cache_size=0 if settings.listen_dsn != settings.dsn else 100,
-        )
+        if read_only and settings.replica_dsns:
+            source = await db.connect_for_reading(settings, dsn, **options)
+            print(f"qiwi-gw: {source.describe()}", file=sys.stderr)
+            connection = source.connection
+        else:
+            connection = await asyncpg.connect(dsn, timeout=settings.timeout, **options)
     except DATABASE_ERRORS as exc:
         raise DatabaseUnavailableError(
             f"cannot connect to {mask_dsn(dsn)}: {describe(exc)}"
