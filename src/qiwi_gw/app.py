@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 
 import aiohttp
 from aiohttp import web
@@ -13,7 +14,7 @@ from qiwi_gw.checker import AccountChecker
 from qiwi_gw.dispatcher import Dispatcher
 from qiwi_gw.group_commit import GroupCommitter
 from qiwi_gw.incoming import MAX_BODY_BYTES
-from qiwi_gw.metrics import Metrics
+from qiwi_gw.metrics import DatabaseGauges, Metrics
 from qiwi_gw.middleware import errors_as_answers
 from qiwi_gw.payments import Payments
 from qiwi_gw.settings import Settings
@@ -29,6 +30,12 @@ def create_app(
     app[keys.DSN] = dsn
     app[keys.EXPECTED_MIGRATIONS] = migrations.expected_ids()
     app[keys.METRICS] = Metrics()
+    # Straight to the database (not PgBouncer), like the listener: a session of its own.
+    gauges_dsn = settings.database.listen_dsn or dsn
+    app[keys.GAUGES] = DatabaseGauges(
+        app[keys.METRICS], partial(db.connect, settings.database, gauges_dsn)
+    )
+    app.on_cleanup.append(_close_gauges)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_http_client(http_client))
     app.cleanup_ctx.append(_services)
@@ -37,6 +44,10 @@ def create_app(
     app.router.add_get("/readyz", handlers.readyz)
     app.router.add_get("/metrics", handlers.metrics)
     return app
+
+
+async def _close_gauges(app: web.Application) -> None:
+    await app[keys.GAUGES].close()
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:

@@ -13,7 +13,6 @@ from qiwi_gw.errors import BackendUnavailableError, DatabaseUnavailableError, de
 from qiwi_gw.incoming import Incoming, read_incoming
 from qiwi_gw.metrics import CONTENT_TYPE_LATEST
 from qiwi_gw.protocol import Answer, Limits, Pay, ProtocolError, ResultCode, parse_command
-from qiwi_gw.store import transactions
 
 logger = logging.getLogger(__name__)
 
@@ -136,20 +135,23 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """Prometheus text format; the pending figures are read from the table at each scrape."""
-    app = request.app
+    """On QIWI's port, only for callers that /payment would accept: the figures tell
+    an outsider the traffic and the backlog. The operator listener serves them to
+    whoever reaches it (``metrics_response``)."""
+    settings = request.app[keys.SETTINGS]
+    forwarded = ", ".join(request.headers.getall(hdrs.X_FORWARDED_FOR, [])) or None
+    ip = access.client_ip(request.remote, forwarded, settings.trusted_proxies)
+    rejection = _access_rejection(request, ip)
+    if rejection is not None:
+        return rejection
+    return await metrics_response(request.app)
+
+
+async def metrics_response(app: web.Application) -> web.Response:
+    """Prometheus text format for the gateway ``app``; the figures read from the table
+    are at most a few seconds old (``DatabaseGauges``)."""
     registry = app[keys.METRICS]
-    try:
-        async with app[keys.POOL].acquire(
-            timeout=app[keys.SETTINGS].database.timeout
-        ) as connection:
-            pending, oldest = await transactions.pending_summary(connection)
-    except DATABASE_ERRORS:
-        registry.database_up.set(0)
-    else:
-        registry.database_up.set(1)
-        registry.pending.set(pending)
-        registry.oldest_pending_seconds.set(oldest)
+    await app[keys.GAUGES].refresh()
     dispatcher = app.get(keys.DISPATCHER)
     registry.listener_connected.set(1 if dispatcher and dispatcher.listener.connected else 0)
     response = web.Response(body=registry.render())

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from qiwi_gw.dispatcher import Dispatcher
 from qiwi_gw.group_commit import GroupCommitter
-from qiwi_gw.metrics import Metrics
+from qiwi_gw.metrics import DatabaseGauges, Metrics
 from qiwi_gw.payments import Payments
 from qiwi_gw.settings import Settings
 
@@ -20,4 +20,5 @@ PAYMENTS = web.AppKey("payments", Payments)
 COMMITTER = web.AppKey("committer", GroupCommitter)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 METRICS = web.AppKey("metrics", Metrics)
+GAUGES = web.AppKey("gauges", DatabaseGauges)
 EXPECTED_MIGRATIONS = web.AppKey("expected_migrations", list[str])

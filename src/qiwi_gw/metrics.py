@@ -6,12 +6,20 @@ Each application gets a registry of its own, so several apps in one process
 
 from __future__ import annotations
 
+import asyncio
+import math
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+import asyncpg
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+from qiwi_gw.db import DATABASE_ERRORS
+from qiwi_gw.store import transactions
+
+__all__ = ["CONTENT_TYPE_LATEST", "DatabaseGauges", "Metrics"]
 
 # From a commit on a quiet database to a slow backend's timeout.
 _FAST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -96,3 +104,68 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+# The database-backed gauges are refreshed at most this often, however often
+# /metrics is scraped: Prometheus scrapes every 15-60 s, and a caller scraping in
+# a loop must not turn into load on the database.
+GAUGE_INTERVAL = 5.0
+
+
+class DatabaseGauges:
+    """The gauges read from the table (pending payments, the oldest one's age,
+    whether the database answered), on a connection of their own.
+
+    The connection is opened at the first scrape and reopened after a failure,
+    never taken from the pool that serves /payment: a scrape storm costs the
+    database one small query per ``interval`` and holds no request's connection.
+    """
+
+    def __init__(
+        self,
+        metrics: Metrics,
+        connect: Callable[[], Awaitable[asyncpg.Connection]],
+        *,
+        interval: float = GAUGE_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._metrics = metrics
+        self._connect = connect
+        self._interval = interval
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self._connection: asyncpg.Connection | None = None
+        self._read_at = -math.inf
+
+    def _fresh(self) -> bool:
+        return self._clock() - self._read_at < self._interval
+
+    async def refresh(self) -> None:
+        """Read the table unless it was read less than ``interval`` seconds ago;
+        concurrent scrapes wait for one read instead of each making their own."""
+        if self._fresh():
+            return
+        async with self._lock:
+            if self._fresh():
+                return
+            # Also after a failure: a database that is down is asked once per interval.
+            self._read_at = self._clock()
+            try:
+                if self._connection is None or self._connection.is_closed():
+                    self._connection = await self._connect()
+                pending, oldest = await transactions.pending_summary(self._connection)
+            except DATABASE_ERRORS:
+                self._metrics.database_up.set(0)
+                await self.close()
+                return
+            self._metrics.database_up.set(1)
+            self._metrics.pending.set(pending)
+            self._metrics.oldest_pending_seconds.set(oldest)
+
+    async def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                await connection.close(timeout=1.0)
+            except DATABASE_ERRORS:
+                connection.terminate()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from asyncpg import Record
+
 from qiwi_gw.db import Executor, affected_rows
 
 
@@ -45,3 +47,15 @@ WHERE id = ANY(ARRAY(
 async def prune_batch(connection: Executor, older_than_seconds: float, batch: int) -> int:
     """Delete up to ``batch`` rows older than the given age; return how many went."""
     return affected_rows(await connection.execute(PRUNE_BATCH, older_than_seconds, batch))
+
+
+# The request a payment came from (qiwi_transaction.http_log_id), for the console.
+SELECT_BY_ID = """
+SELECT id, ip, url, method, headers::text AS headers, body, created_at
+FROM qiwi_http_log
+WHERE id = $1
+"""
+
+
+async def by_id(connection: Executor, log_id: int) -> Record | None:
+    return await connection.fetchrow(SELECT_BY_ID, log_id)
