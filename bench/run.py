@@ -160,6 +160,7 @@ async def wait_http(url: str, process: asyncio.subprocess.Process) -> None:
 async def gateway(dsn: str, webhook_url: str | None) -> AsyncIterator[Process]:
     port = unused_port()
     env = {**os.environ, "DATABASE_URL": dsn, "HOST": "127.0.0.1", "PORT": str(port)}
+    env["QIWI_CONSOLE_PORT"] = "0"  # several gateways at once: none takes the operator port
     if webhook_url:
         env["QIWI_WEBHOOK_URL"] = webhook_url
     process = await asyncio.create_subprocess_exec(

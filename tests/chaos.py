@@ -243,6 +243,8 @@ class Gateway:
             "QIWI_WEBHOOK_RETRY_MAX": "2",
             "QIWI_SWEEP_INTERVAL": "1",
             "QIWI_DB_TIMEOUT": "2",
+            # Several gateways run at once: none takes the operator port.
+            "QIWI_CONSOLE_PORT": "0",
             **env,
         }
         self.process: asyncio.subprocess.Process | None = None

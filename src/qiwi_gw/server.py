@@ -14,6 +14,7 @@ from yoyo.exceptions import LockTimeout
 
 from qiwi_gw import migrations, provision
 from qiwi_gw.app import create_app
+from qiwi_gw.console import operator_listener
 from qiwi_gw.embedded import embedded_postgres
 from qiwi_gw.errors import DatabaseUnavailableError, describe
 from qiwi_gw.settings import Settings, mask_dsn
@@ -88,6 +89,9 @@ def serve(settings: Settings) -> None:
         # DDL and yoyo's lock want a session of their own.
         migrate(settings.database.listen_dsn or dsn, settings.database.schema, wait=STARTUP_WAIT)
         app = create_app(settings, dsn)
+        if settings.console.enabled:
+            # The console and /metrics on their own listener, up and down with the gateway.
+            app.cleanup_ctx.append(operator_listener(settings, dsn))
         logger.info("listening on %s:%d", settings.host, settings.port)
         web.run_app(
             app,

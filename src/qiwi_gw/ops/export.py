@@ -14,7 +14,7 @@ import csv
 import io
 import json
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -97,7 +97,9 @@ class ExportRow:
         }
 
 
-async def rows(connection: asyncpg.Connection, first: date, last: date) -> AsyncIterator[ExportRow]:
+async def rows(
+    connection: asyncpg.Connection, first: date, last: date
+) -> AsyncGenerator[ExportRow]:
     """The payments of the days ``first`` to ``last``, streamed from one snapshot.
 
     Close it (``contextlib.aclosing``) when stopping early, so its transaction ends.

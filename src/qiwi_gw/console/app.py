@@ -1,0 +1,104 @@
+"""The console's application factory: synchronous and I/O-free, like the gateway's."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import asyncpg
+from aiohttp import web
+
+from qiwi_gw import db, handlers
+from qiwi_gw.console import (
+    keys,
+    login,
+    middleware,
+    overview,
+    pages,
+    payments,
+    pending,
+    registry,
+)
+from qiwi_gw.console.chart import ChartCache
+from qiwi_gw.console.security import LoginLimiter, Sessions
+from qiwi_gw.settings import Settings
+
+# The console's own connections: it never takes one from the pool serving /payment.
+POOL_SIZE = 4
+# A registry upload: a day of payments is a few megabytes.
+MAX_UPLOAD_BYTES = 32 * 1024 * 1024
+
+_CODE = r"{code:[^/]+}"
+
+
+def create_console_app(settings: Settings, dsn: str, gateway: web.Application) -> web.Application:
+    """``gateway`` is the QIWI application served beside it (its metrics, its dispatcher)."""
+    app = web.Application(
+        client_max_size=MAX_UPLOAD_BYTES,
+        middlewares=[middleware.security_headers, middleware.errors_as_pages, middleware.sessions],
+    )
+    app[keys.SETTINGS] = settings
+    app[keys.DSN] = dsn
+    app[keys.GATEWAY] = gateway
+    app[keys.SESSIONS] = Sessions()
+    app[keys.LOGINS] = LoginLimiter()
+    app[keys.CHART] = ChartCache()
+    app.cleanup_ctx.append(_pool)
+    pages.setup(app)
+    router = app.router
+    router.add_get("/", overview.overview)
+    router.add_get("/payments", payments.search)
+    router.add_get(f"/payments/{_CODE}", payments.payment)
+    router.add_get(f"/payments/{_CODE}/resend", payments.confirm_resend)
+    router.add_post(f"/payments/{_CODE}/resend", payments.do_resend)
+    router.add_get("/pending", pending.pending)
+    router.add_get("/pending/resend", pending.confirm_resend_all)
+    router.add_post("/pending/resend", pending.do_resend_all)
+    router.add_get("/registry", registry.registry)
+    router.add_get("/registry/export.csv", registry.export_csv)
+    router.add_get("/login", login.login_form)
+    router.add_post("/login", login.log_in)
+    router.add_post("/logout", login.log_out)
+    router.add_get("/metrics", _metrics)
+    router.add_static("/static/", pages.STATIC, name="static", append_version=True)
+    return app
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    """The gateway's metrics. With a console login, Prometheus sends the same
+    credentials as Basic auth (``basic_auth`` in its scrape config)."""
+    console = request.app[keys.SETTINGS].console
+    if console.login_required and not _basic_auth_ok(request):
+        return web.Response(
+            status=401,
+            text="401: Unauthorized\n",
+            headers={"WWW-Authenticate": 'Basic realm="qiwi-gw console", charset="UTF-8"'},
+        )
+    return await handlers.metrics_response(request.app[keys.GATEWAY])
+
+
+def _basic_auth_ok(request: web.Request) -> bool:
+    from qiwi_gw import access
+
+    console = request.app[keys.SETTINGS].console
+    assert console.username is not None
+    assert console.password is not None
+    return access.basic_auth_matches(
+        request.headers.get("Authorization"), console.username, console.password
+    )
+
+
+async def _pool(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS].database
+    pool: asyncpg.Pool = await asyncpg.create_pool(
+        app[keys.DSN],
+        min_size=0,
+        max_size=POOL_SIZE,
+        timeout=settings.timeout,
+        # Pages read a page of rows; an export streams for as long as it takes.
+        command_timeout=None,
+        server_settings={**db.server_settings(settings), "application_name": "qiwi-gw-console"},
+        statement_cache_size=0 if settings.listen_dsn != settings.dsn else 100,
+    )
+    app[keys.POOL] = pool
+    yield
+    await pool.close()

@@ -1,0 +1,22 @@
+"""Typed keys for what the console application and each request hold."""
+
+from __future__ import annotations
+
+import asyncpg
+from aiohttp import web
+
+from qiwi_gw.console.chart import ChartCache
+from qiwi_gw.console.security import LoginLimiter, Session, Sessions
+from qiwi_gw.settings import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+DSN = web.AppKey("dsn", str)
+# The QIWI application, for its metrics and its dispatcher's state.
+GATEWAY = web.AppKey("gateway", web.Application)
+POOL = web.AppKey("pool", asyncpg.Pool)
+SESSIONS = web.AppKey("sessions", Sessions)
+LOGINS = web.AppKey("logins", LoginLimiter)
+CHART = web.AppKey("chart", ChartCache)
+
+# The visitor's session, set by the session middleware on every page request.
+SESSION = web.RequestKey("session", Session)
