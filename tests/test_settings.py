@@ -431,3 +431,60 @@ def test_mask_url(url: str, masked: str) -> None:
 def test_webhook_secret_may_omit_base64_padding() -> None:
     unpadded = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwAA"
     assert Settings.from_env({"QIWI_WEBHOOK_SECRET": unpadded}).webhook.secret == unpadded
+
+
+# --- the operator listener (console and /metrics) ----------------------------------
+
+
+def test_console_defaults_to_loopback_8081_without_login() -> None:
+    console = Settings.from_env({}).console
+    assert (console.host, console.port) == ("127.0.0.1", 8081)
+    assert console.enabled
+    assert not console.login_required
+
+
+def test_console_port_zero_turns_it_off() -> None:
+    assert not Settings.from_env({"QIWI_CONSOLE_PORT": "0"}).console.enabled
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.5", "::", "gateway.example"])  # noqa: S104
+def test_console_off_loopback_without_credentials_is_an_error(host: str) -> None:
+    error = config_error({"QIWI_CONSOLE_HOST": host})
+    assert error.variable == "QIWI_CONSOLE_HOST"
+    assert "QIWI_CONSOLE_USERNAME" in str(error)
+    assert "QIWI_CONSOLE_PASSWORD" in str(error)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
+def test_console_on_loopback_needs_no_credentials(host: str) -> None:
+    assert Settings.from_env({"QIWI_CONSOLE_HOST": host}).console.host == host
+
+
+def test_console_off_loopback_with_credentials() -> None:
+    console = Settings.from_env(
+        {
+            "QIWI_CONSOLE_HOST": "0.0.0.0",  # noqa: S104
+            "QIWI_CONSOLE_USERNAME": "ops",
+            "QIWI_CONSOLE_PASSWORD": "pw",
+        }
+    ).console
+    assert console.login_required
+    assert "pw" not in repr(console)
+
+
+def test_console_off_loopback_but_port_zero_is_fine() -> None:
+    settings = Settings.from_env({"QIWI_CONSOLE_HOST": "0.0.0.0", "QIWI_CONSOLE_PORT": "0"})  # noqa: S104
+    assert not settings.console.enabled
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"QIWI_CONSOLE_USERNAME": "ops"}, "QIWI_CONSOLE_PASSWORD"),
+        ({"QIWI_CONSOLE_PASSWORD": "pw"}, "QIWI_CONSOLE_USERNAME"),
+        ({"QIWI_CONSOLE_PORT": "70000"}, "QIWI_CONSOLE_PORT"),
+        ({"QIWI_CONSOLE_PORT": "-1"}, "QIWI_CONSOLE_PORT"),
+    ],
+)
+def test_bad_console_settings_name_their_variable(env: dict[str, str], variable: str) -> None:
+    assert config_error(env).variable == variable

@@ -148,8 +148,6 @@ class DatabaseGauges:
         async with self._lock:
             if self._fresh():
                 return
-            # Also after a failure: a database that is down is asked once per interval.
-            self._read_at = self._clock()
             try:
                 if self._connection is None or self._connection.is_closed():
                     self._connection = await self._connect()
@@ -158,6 +156,9 @@ class DatabaseGauges:
                 self._metrics.database_up.set(0)
                 await self.close()
                 return
+            finally:
+                # Also after a failure: a database that is down is asked once per interval.
+                self._read_at = self._clock()
             self._metrics.database_up.set(1)
             self._metrics.pending.set(pending)
             self._metrics.oldest_pending_seconds.set(oldest)

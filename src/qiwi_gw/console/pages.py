@@ -27,7 +27,6 @@ def setup(app: web.Application) -> None:
         # value is escaped unless a template says otherwise (none does).
         autoescape=True,
         undefined=jinja2.StrictUndefined,
-        context_processors=[_common],
     )
     environment.filters.update(
         when=output.when,
@@ -40,7 +39,7 @@ def setup(app: web.Application) -> None:
     environment.globals.update(ago=output.ago, seconds_between=output.seconds_between)
 
 
-async def _common(request: web.Request) -> dict[str, Any]:
+def _common(request: web.Request) -> dict[str, Any]:
     session = request.get(keys.SESSION)
     settings = request.app[keys.SETTINGS]
     return {
@@ -50,14 +49,16 @@ async def _common(request: web.Request) -> dict[str, Any]:
         "flash": session.take_flash() if session else None,
         "login_required": settings.console.login_required,
         "path": request.path,
-        "static": lambda name: str(request.app.router["static"].url_for(filename=name)),
+        "asset": lambda name: str(request.app.router["static"].url_for(filename=name)),
     }
 
 
 def render(
     request: web.Request, template: str, context: Mapping[str, Any], *, status: int = 200
 ) -> web.Response:
-    return aiohttp_jinja2.render_template(template, request, dict(context), status=status)
+    return aiohttp_jinja2.render_template(
+        template, request, {**_common(request), **context}, status=status
+    )
 
 
 def problem(request: web.Request, status: int, title: str, message: str) -> web.Response:

@@ -1,0 +1,57 @@
+"""Helpers for the console's tests: the gateway and its console side by side."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from qiwi_gw import keys
+from qiwi_gw.console import create_console_app
+from tests.conftest import ClientFactory
+
+Client = TestClient[web.Request, web.Application]
+
+PAY = {"command": "pay", "txn_date": "20261129120000", "account": "42", "sum": "10.00"}
+HOSTILE_ACCOUNT = "<img src=x onerror=alert(1)>"
+_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+@dataclass
+class Pair:
+    """The QIWI application's client and its console's."""
+
+    gateway: Client
+    console: Client
+
+    async def pay(self, txn_id: str, **params: str) -> None:
+        response = await self.gateway.get("/payment", params={**PAY, "txn_id": txn_id, **params})
+        assert "<result>0</result>" in await response.text()
+
+    async def page(self, path: str, expect: int = 200, /, **params: str) -> str:
+        response = await self.console.get(path, params=params or None, allow_redirects=False)
+        text = await response.text()
+        assert response.status == expect, text
+        return text
+
+    async def csrf(self, path: str = "/pending/resend") -> str:
+        """The CSRF token the console's forms carry for this client's session."""
+        return csrf_of(await self.page(path))
+
+
+def csrf_of(html: str) -> str:
+    found = _CSRF.search(html)
+    assert found is not None, "no CSRF field in the page"
+    return found[1]
+
+
+async def start_pair(
+    make_client: ClientFactory, aiohttp_client: Any, database_dsn: str, **env: str
+) -> Pair:
+    gateway = await make_client(**env)
+    settings = gateway.app[keys.SETTINGS]
+    console = await aiohttp_client(create_console_app(settings, database_dsn, gateway.app))
+    return Pair(gateway, console)
