@@ -1,7 +1,8 @@
 # qiwi-gw: the QIWI provider-protocol gateway.
 #   docker build -t qiwi-gw .
-#   docker run -p 8080:8080 -e PG_HOST=db -e PG_USER=... -e PG_PASSWORD=... qiwi-gw
-# Configuration is the environment, the original image's variables included (README).
+#   docker run -p 80:80 -e PG_HOST=db -e PG_USER=... -e PG_PASSWORD=... qiwi-gw
+# Configuration is the environment, the original image's variables included (README,
+# docs/deployment.md). Port 80 as the original image; PORT=8080 keeps the old default.
 
 # --- builder: a wheel of the project (migrations inside it), installed into a venv ---------
 FROM python:3.11.13-slim-bookworm AS builder
@@ -28,18 +29,40 @@ LABEL org.opencontainers.image.title="qiwi-gw" \
       org.opencontainers.image.description="QIWI provider-protocol gateway with webhooks" \
       org.opencontainers.image.licenses="MIT"
 
-# QIWI_DATA_DIR: the embedded PostgreSQL's data when neither PG_HOST nor DATABASE_URL is set.
+# PORT: the original image's port 80 (outside the image the default stays 8080).
+# QIWI_EMBEDDED_DB=false: with neither PG_HOST nor DATABASE_URL the container stops at once
+# (exit 2, one line) instead of keeping real payments in a throwaway embedded database;
+# QIWI_EMBEDDED_DB=true asks for that database, with its data in QIWI_DATA_DIR.
 # pgserver refuses to run postgres as root; as this unprivileged user it runs as that user.
 ENV PATH="/opt/venv/bin:${PATH}" \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
+    PORT=80 \
+    QIWI_EMBEDDED_DB=false \
     QIWI_DATA_DIR=/var/lib/qiwi-gw
+
+# Port 80 as an unprivileged user, also where the runtime does not lower the privileged
+# port range as Docker does (Kubernetes): a copy of the interpreter, python-lowport, may bind
+# ports below 1024 (file capability cap_net_bind_service). The entry point uses it only to
+# serve on such a port; the interpreter itself stays plain, so that a runtime that drops
+# every capability can still run migrate, the operator commands and the healthcheck.
+# libcap2-bin is needed for setcap only and leaves with its lists. Versions are not
+# pinned: bookworm's security updates replace them, and a pin would break the build.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libcap2-bin \
+    && install -d /opt/venv/bin \
+    && cp "$(readlink -f /usr/local/bin/python)" /opt/venv/bin/python-lowport \
+    && setcap cap_net_bind_service=+ep /opt/venv/bin/python-lowport \
+    && apt-get purge -y --auto-remove libcap2-bin \
+    && rm -rf /var/lib/apt/lists/*
 
 RUN groupadd --system --gid 10001 qiwi \
     && useradd --system --uid 10001 --gid qiwi --home-dir /var/lib/qiwi-gw \
         --no-create-home --shell /usr/sbin/nologin qiwi \
     && install -d -o qiwi -g qiwi -m 0750 /var/lib/qiwi-gw
 
+# Adds to /opt/venv, where python-lowport already is (a layer that source changes keep).
 COPY --from=builder /opt/venv /opt/venv
 COPY docker/entrypoint.sh /usr/local/bin/qiwi-gw-entrypoint
 
@@ -47,13 +70,13 @@ COPY docker/entrypoint.sh /usr/local/bin/qiwi-gw-entrypoint
 USER 10001:10001
 WORKDIR /var/lib/qiwi-gw
 
-EXPOSE 8080
+EXPOSE 80
 
 # /healthz answers 200 while the process serves. No curl in the slim image: Python's urllib
 # (urlopen raises on any non-2xx answer or a refused connection, so the exit code is 1).
 # start-period: `serve` waits up to 60 s for the database and migrates before it listens.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=90s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % (os.environ.get('PORT') or '8080'), timeout=4)"]
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % (os.environ.get('PORT') or '80'), timeout=4)"]
 
 # The entry point runs /opt/setup.sh first when one is mounted (the original image's hook),
 # then execs `qiwi-gw "$@"`: `docker run qiwi-gw migrate` runs the migrations alone.

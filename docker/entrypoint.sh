@@ -27,5 +27,25 @@ if [ -f "$setup_script" ]; then
     fi
 fi
 
+# Serving on a port below the runtime's unprivileged range (the image's default, 80) takes
+# the capability to bind it, which only python-lowport has (Dockerfile). Where the runtime
+# withholds it (no-new-privileges, capabilities dropped) say so in one line instead of
+# failing at bind time, or at exec with a bare "operation not permitted".
+port="${PORT:-80}"
+unprivileged_from="$(cat /proc/sys/net/ipv4/ip_unprivileged_port_start 2>/dev/null || echo 1024)"
+if [ "${1:-}" = serve ] && [ "$port" -lt "$unprivileged_from" ] 2>/dev/null; then
+    can_bind='import sys
+status = open("/proc/self/status").read().split("CapEff:")[1].split()[0]
+sys.exit(0 if int(status, 16) >> 10 & 1 else 1)'
+    if ! python-lowport -c "$can_bind" 2>/dev/null; then
+        echo "qiwi-gw entrypoint: port $port needs the capability NET_BIND_SERVICE, which" \
+            "this runtime withholds (no-new-privileges or dropped capabilities): allow it," \
+            "or set PORT=8080 and map the container's port 8080 instead of 80" >&2
+        exit 2
+    fi
+    # exec: the gateway becomes PID 1's process and receives SIGTERM itself.
+    exec python-lowport -m qiwi_gw "$@"
+fi
+
 # exec: the gateway becomes PID 1's process and receives SIGTERM itself (graceful shutdown).
 exec qiwi-gw "$@"

@@ -1,5 +1,6 @@
 """The container image's files: the Dockerfile lints clean, the entry point keeps the original
-image's /opt/setup.sh hook, compose runs two replicas with the original variables.
+image's /opt/setup.sh hook and serves port 80 through the capable interpreter, compose runs two
+replicas with the original variables. (`make image-check` builds and runs the image itself.)
 
 No Docker engine is needed: hadolint reads the Dockerfile, the entry point runs under ``sh``
 with a stand-in ``qiwi-gw`` on PATH.
@@ -38,6 +39,11 @@ ORIGINAL_VARIABLES = (
 
 # Prints what the gateway would have been started with.
 STUB_GATEWAY = '#!/bin/sh\necho "args=$*"\necho "PG_PASSWORD=${PG_PASSWORD:-}"\n'
+# The capable interpreter: answers the capability probe with STUB_CAN_BIND's exit code,
+# otherwise says how it was started.
+STUB_LOWPORT = (
+    '#!/bin/sh\nif [ "$1" = -c ]; then exit "${STUB_CAN_BIND:-0}"; fi\necho "lowport args=$*"\n'
+)
 
 
 def test_dockerfile_passes_hadolint() -> None:
@@ -63,7 +69,7 @@ def test_dockerfile_is_multi_stage_non_root_with_healthcheck() -> None:
     users = re.findall(r"^USER\s+(\S+)", text, flags=re.MULTILINE)
     assert users
     assert users[-1].split(":")[0] not in ("0", "root")
-    assert re.search(r"^EXPOSE\s+8080\b", text, flags=re.MULTILINE)
+    assert re.search(r"^EXPOSE\s+80$", text, flags=re.MULTILINE)
     assert re.search(r"^HEALTHCHECK\b.*/healthz", text, flags=re.MULTILINE | re.DOTALL)
     assert re.search(r'^ENTRYPOINT\s+\[".*entrypoint"\]', text, flags=re.MULTILINE)
     assert re.search(r'^CMD\s+\["serve"\]', text, flags=re.MULTILINE)
@@ -77,15 +83,21 @@ def test_entrypoint_is_executable_and_parses() -> None:
     assert result.returncode == 0, result.stderr
 
 
-def run_entrypoint(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run_entrypoint(
+    tmp_path: Path, *args: str, **extra_env: str
+) -> subprocess.CompletedProcess[str]:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
-    stub = bin_dir / "qiwi-gw"
-    stub.write_text(STUB_GATEWAY)
-    stub.chmod(0o755)
-    env = {k: v for k, v in os.environ.items() if k != "PG_PASSWORD"}
+    for name, text in (("qiwi-gw", STUB_GATEWAY), ("python-lowport", STUB_LOWPORT)):
+        stub = bin_dir / name
+        stub.write_text(text)
+        stub.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k not in ("PG_PASSWORD", "PORT")}
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '/usr/bin:/bin')}"
     env["QIWI_SETUP_SCRIPT"] = str(tmp_path / "setup.sh")
+    # The hook's tests serve on an unprivileged port; the port's own tests set PORT.
+    env["PORT"] = "8080"
+    env.update(extra_env)
     return subprocess.run(
         [str(ENTRYPOINT), *args], env=env, capture_output=True, text=True, timeout=30, check=False
     )
@@ -135,3 +147,56 @@ def test_compose_runs_postgres_and_two_replicas_with_the_original_variables() ->
     assert "condition: service_healthy" in text
     for variable in ORIGINAL_VARIABLES:
         assert re.search(rf"^\s+{variable}: \$\{{{variable}:-", text, flags=re.MULTILINE), variable
+
+
+def test_image_defaults_port_80_and_refuses_the_embedded_database() -> None:
+    text = DOCKERFILE.read_text()
+    runtime = text[text.rindex("\nFROM ") :]
+    assert re.search(r"^\s+PORT=80 \\$", runtime, flags=re.MULTILINE)
+    assert re.search(r"^\s+QIWI_EMBEDDED_DB=false \\$", runtime, flags=re.MULTILINE)
+    assert "os.environ.get('PORT') or '80'" in runtime
+    # The capability goes to a copy of the interpreter, never to the one everything runs.
+    assert "setcap cap_net_bind_service=+ep /opt/venv/bin/python-lowport" in runtime
+    assert "libcap2-bin" in runtime
+
+
+LOW_PORTS_PRIVILEGED = (
+    int(Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").read_text())
+    if Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").exists()
+    else 1024
+) > 80
+
+
+@pytest.mark.skipif(not LOW_PORTS_PRIVILEGED, reason="this kernel lets anyone bind port 80")
+def test_entrypoint_serves_port_80_with_the_capable_interpreter(tmp_path: Path) -> None:
+    result = run_entrypoint(tmp_path, "serve", PORT="80")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["lowport args=-m qiwi_gw serve"]
+
+
+@pytest.mark.skipif(not LOW_PORTS_PRIVILEGED, reason="this kernel lets anyone bind port 80")
+def test_entrypoint_without_the_capability_says_so_in_one_line(tmp_path: Path) -> None:
+    result = run_entrypoint(tmp_path, "serve", PORT="80", STUB_CAN_BIND="1")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "NET_BIND_SERVICE" in lines[0]
+    assert "PORT=8080" in lines[0]
+
+
+@pytest.mark.parametrize(("args", "port"), [(("migrate",), "80"), (("status",), "80")])
+def test_other_commands_use_the_plain_interpreter(
+    tmp_path: Path, args: tuple[str, ...], port: str
+) -> None:
+    result = run_entrypoint(tmp_path, *args, PORT=port, STUB_CAN_BIND="1")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == f"args={' '.join(args)}"
+
+
+def test_compose_maps_to_the_images_port_80_and_passes_pg_slaves() -> None:
+    text = COMPOSE.read_text()
+    assert re.search(r'^\s+- "\$\{GATEWAY_PORT:-8080\}:80"$', text, flags=re.MULTILINE)
+    assert re.search(r'^\s+- "\$\{GATEWAY_2_PORT:-8081\}:80"$', text, flags=re.MULTILINE)
+    assert re.search(r"^\s+PG_SLAVES: \$\{PG_SLAVES:-\}$", text, flags=re.MULTILINE)
+    assert re.search(r"^\s+PG_REAL_PORT: \$\{PG_REAL_PORT:-\}$", text, flags=re.MULTILINE)
