@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run migrate test chaos lint format bench clean system-deps
+.PHONY: install run migrate test chaos lint format bench clean system-deps image-check
 BENCH_STAMP := $(VENV)/.bench-stamp
 
 $(STAMP): pyproject.toml
@@ -45,6 +45,17 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile
+
+## build the image with podman and run its file system as its USER (tests/image_check.py);
+## installs podman and debootstrap on a root Debian machine, skips in one line elsewhere
+image-check: $(STAMP)
+	@{ command -v podman >/dev/null && command -v debootstrap >/dev/null; } || \
+	  ! command -v apt-get >/dev/null || [ "$$(id -u)" != 0 ] || \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q podman debootstrap >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null 2>&1 && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q podman debootstrap >/dev/null 2>&1; } || \
+	  true  # the check itself says in one line why it cannot run
+	$(BIN)/python -m tests.image_check
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix src tests bench
