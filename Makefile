@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+PROMTOOL := $(BIN)/promtool
 
 .PHONY: install run migrate test chaos lint format bench clean system-deps image-check
 BENCH_STAMP := $(VENV)/.bench-stamp
@@ -40,11 +41,24 @@ system-deps:
 	  (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q pgbouncer >/dev/null 2>&1) || \
 	  echo "could not install pgbouncer; its scenario will be skipped"
 
-lint: $(STAMP)
+lint: $(STAMP) $(PROMTOOL)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile
+	$(PROMTOOL) check rules deploy/prometheus/alerts.yml
+	$(PROMTOOL) test rules deploy/prometheus/alerts.test.yml
+
+# promtool from Debian's prometheus package, unpacked into the venv: installing the package
+# would also start a Prometheus server. apt-get download needs no root; the lists may.
+$(PROMTOOL): | $(STAMP)
+	@set -e; work="$$(mktemp -d)"; trap 'rm -rf "$$work"' EXIT; cd "$$work"; \
+	  apt-get download prometheus >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null 2>&1 && apt-get download prometheus >/dev/null 2>&1; } || \
+	    { echo "promtool: could not get Debian's prometheus package (apt-get download prometheus)" >&2; exit 1; }; \
+	  dpkg-deb -x prometheus_*.deb root; \
+	  install -m 0755 root/usr/bin/promtool "$(CURDIR)/$@"
+	@$@ --version 2>&1 | head -n 1
 
 ## build the image with podman and run its file system as its USER (tests/image_check.py);
 ## installs podman and debootstrap on a root Debian machine, skips in one line elsewhere
