@@ -41,11 +41,21 @@ system-deps:
 	  (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q pgbouncer >/dev/null 2>&1) || \
 	  echo "could not install pgbouncer; its scenario will be skipped"
 
+# Every complete manifest under deploy/kubernetes (kustomizations and *-patch.yaml are not
+# resources), offline, against the oldest and newest schemas kubernetes-validate ships;
+# strict: an unknown field is an error. A kind it has no schema for is only a warning
+# there, so any output at all fails the target.
+KUBERNETES_VERSIONS := 1.25.0 1.37.0
+KUBERNETES_MANIFESTS = $(filter-out %/kustomization.yaml %-patch.yaml,\
+  $(wildcard deploy/kubernetes/*/*.yaml deploy/kubernetes/*/*/*.yaml))
+
 lint: $(STAMP) $(PROMTOOL)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile
+	! $(BIN)/kubernetes-validate --strict --quiet $(addprefix -k ,$(KUBERNETES_VERSIONS)) \
+	  $(KUBERNETES_MANIFESTS) 2>&1 | grep .
 	$(PROMTOOL) check rules deploy/prometheus/alerts.yml
 	$(PROMTOOL) test rules deploy/prometheus/alerts.test.yml
 
