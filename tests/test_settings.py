@@ -281,7 +281,8 @@ def test_pg_slaves_are_the_primary_dsn_on_other_hosts() -> None:
         "postgresql://gw:p%40ss@[fd00::7]:5434/qiwi",
         "postgresql://gw:p%40ss@[fd00::8]:6432/qiwi",
     )
-    assert "p@ss" not in repr(settings) and "p%40ss" not in repr(settings)
+    assert "p@ss" not in repr(settings)
+    assert "p%40ss" not in repr(settings)
 
 
 def test_pg_slaves_keep_the_database_urls_options() -> None:
