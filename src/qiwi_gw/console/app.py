@@ -59,8 +59,14 @@ def create_console_app(settings: Settings, dsn: str, gateway: web.Application) -
     router.add_post("/login", login.log_in)
     router.add_post("/logout", login.log_out)
     router.add_get("/metrics", _metrics)
+    router.add_get("/favicon.ico", _no_icon)
     router.add_static("/static/", pages.STATIC, name="static", append_version=True)
     return app
+
+
+async def _no_icon(request: web.Request) -> web.Response:
+    """Browsers ask for it on every visit; a 404 each time would only be noise."""
+    return web.Response(status=204)
 
 
 async def _metrics(request: web.Request) -> web.Response:

@@ -56,7 +56,7 @@ async def sessions(request: web.Request, handler: Handler) -> web.StreamResponse
     """Every page has a session (its CSRF token); with a login configured, only a
     logged-in session sees anything but the login page; every POST carries its
     session's CSRF token."""
-    if request.path.startswith("/static/") or request.path == "/metrics":
+    if request.path.startswith("/static/") or request.path in ("/metrics", "/favicon.ico"):
         return await handler(request)
     store = request.app[keys.SESSIONS]
     given = store.get(request.cookies.get(COOKIE))
