@@ -33,13 +33,19 @@ chaos: $(STAMP) system-deps
 	CHAOS_FULL=1 CHAOS_REPORT=$(CURDIR)/.chaos-results.jsonl $(BIN)/pytest -m chaos -s $(ARGS)
 	$(BIN)/python -m tests.chaos .chaos-results.jsonl docs/reliability.md
 
-## PgBouncer for its chaos scenario, from Debian's packages when this is a root Debian
-## machine (CI is); elsewhere that scenario is skipped and says why.
+## PgBouncer for its chaos scenario and Chromium for the console's browser test, from
+## Debian's packages when this is a root Debian machine (CI is); elsewhere those tests
+## are skipped and say why. Playwright drives Debian's Chromium: its own browser
+## download is never used.
 system-deps:
 	@command -v pgbouncer >/dev/null || ! command -v apt-get >/dev/null || [ "$$(id -u)" != 0 ] || \
 	  apt-get install -y -q pgbouncer >/dev/null 2>&1 || \
 	  (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q pgbouncer >/dev/null 2>&1) || \
 	  echo "could not install pgbouncer; its scenario will be skipped"
+	@[ -x /usr/bin/chromium ] || ! command -v apt-get >/dev/null || [ "$$(id -u)" != 0 ] || \
+	  apt-get install -y -q chromium >/dev/null 2>&1 || \
+	  (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1) || \
+	  echo "could not install chromium; the console's browser test will be skipped"
 
 # Every complete manifest under deploy/kubernetes (kustomizations and *-patch.yaml are not
 # resources), offline, against the oldest and newest schemas kubernetes-validate ships;
