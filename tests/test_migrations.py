@@ -36,6 +36,7 @@ def test_stairway(empty_database_dsn: str) -> None:
         "0003.operator-indexes",
         "0004.console-indexes",
         "0004.outage-hold",
+        "0005.notify-channel",
     ]
     for step, migration_id in enumerate(expected, start=1):
         assert migrations.apply(empty_database_dsn, "public", limit=1) == [migration_id]

@@ -10,6 +10,7 @@ from decimal import Decimal
 
 from asyncpg import Record
 
+from qiwi_gw.channel import CHANNEL_SQL
 from qiwi_gw.db import Executor, affected_rows
 from qiwi_gw.protocol import Pay
 from qiwi_gw.store import http_log
@@ -433,7 +434,7 @@ RETURNING id
 """
 
 # The channel the insert trigger uses; a running gateway wakes and sends at once.
-NOTIFY_DUE = "SELECT pg_notify('qiwi_gw:' || current_schema(), $1)"
+NOTIFY_DUE = f"SELECT pg_notify({CHANNEL_SQL}, $1) FROM current_schema() AS schema_name"
 
 # QIWI's registry is by QIWI's date, so this one is too: txn_date in [$1, $2).
 # Export streams it through a cursor; reconcile reads it whole.
