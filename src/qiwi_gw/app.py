@@ -15,7 +15,7 @@ from qiwi_gw.dispatcher import Dispatcher
 from qiwi_gw.group_commit import GroupCommitter
 from qiwi_gw.incoming import MAX_BODY_BYTES
 from qiwi_gw.metrics import DatabaseGauges, Metrics
-from qiwi_gw.middleware import errors_as_answers
+from qiwi_gw.middleware import errors_as_answers, without_banner
 from qiwi_gw.payments import Payments
 from qiwi_gw.settings import Settings
 
@@ -26,6 +26,7 @@ def create_app(
     """``dsn`` is the database to use (the embedded one's, or the configured one's).
     ``http_client`` lets tests hand in a session of their own for outbound calls."""
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[errors_as_answers])
+    app.on_response_prepare.append(without_banner)
     app[keys.SETTINGS] = settings
     app[keys.DSN] = dsn
     app[keys.EXPECTED_MIGRATIONS] = migrations.expected_ids()
