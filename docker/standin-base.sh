@@ -58,7 +58,7 @@ EOF
     mv "$tarball.partial" "$tarball"
 fi
 
-podman import \
+podman import --quiet \
     --change 'ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'ENV LANG=C.UTF-8' \
     --change 'CMD ["python3"]' \
