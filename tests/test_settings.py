@@ -489,3 +489,26 @@ def test_console_off_loopback_but_port_zero_is_fine() -> None:
 )
 def test_bad_console_settings_name_their_variable(env: dict[str, str], variable: str) -> None:
     assert config_error(env).variable == variable
+
+
+# --- QIWI_CHECK_ON_PAY and PG_SCHEMA's length (issue 10) ---
+
+
+def test_check_on_pay_is_off_by_default_and_needs_the_check_url() -> None:
+    assert Settings.from_env({}).check_on_pay is False
+    on = Settings.from_env({"QIWI_CHECK_URL": "http://shop/check", "QIWI_CHECK_ON_PAY": "true"})
+    assert on.check_on_pay is True
+    error = config_error({"QIWI_CHECK_ON_PAY": "true"})
+    assert error.variable == "QIWI_CHECK_ON_PAY"
+    assert "QIWI_CHECK_URL" in str(error)
+    assert config_error({"QIWI_CHECK_ON_PAY": "maybe"}).variable == "QIWI_CHECK_ON_PAY"
+
+
+@pytest.mark.parametrize("length", [1, 55, 56, 63])
+def test_every_schema_length_postgresql_keeps_is_accepted(length: int) -> None:
+    schema = "s" * length
+    assert Settings.from_env({"PG_SCHEMA": schema}).database.schema == schema
+
+
+def test_a_schema_postgresql_would_truncate_is_refused() -> None:
+    assert config_error({"PG_SCHEMA": "s" * 64}).variable == "PG_SCHEMA"

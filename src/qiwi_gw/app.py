@@ -17,6 +17,7 @@ from qiwi_gw.incoming import MAX_BODY_BYTES
 from qiwi_gw.metrics import DatabaseGauges, Metrics
 from qiwi_gw.middleware import errors_as_answers, without_banner
 from qiwi_gw.payments import Payments
+from qiwi_gw.protocol import Limits
 from qiwi_gw.settings import Settings
 
 
@@ -84,7 +85,11 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     await committer.start()
     app[keys.COMMITTER] = committer
     app[keys.PAYMENTS] = Payments(
-        checker, committer, deliver_webhooks=settings.webhook.url is not None
+        checker,
+        committer,
+        limits=Limits(settings.account_pattern, settings.min_sum, settings.max_sum),
+        deliver_webhooks=settings.webhook.url is not None,
+        check_on_pay=settings.check_on_pay,
     )
     try:
         if settings.webhook.url is None:

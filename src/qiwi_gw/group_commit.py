@@ -90,6 +90,16 @@ class GroupCommitter:
         self._arrived.set()
         return await asyncio.shield(waiting.answer)
 
+    async def lookup(self, code: str) -> StoredPayment | None:
+        """The row ``code`` is stored as, as committed now; raise
+        ``DatabaseUnavailableError`` when the database cannot say."""
+        try:
+            async with self._pool.acquire(timeout=self._db_timeout) as connection:
+                found = await transactions.stored_by_codes(connection, [code])
+        except DATABASE_ERRORS as exc:
+            raise DatabaseUnavailableError(describe(exc)) from None
+        return found.get(code)
+
     async def _run(self) -> None:
         while True:
             await self._arrived.wait()

@@ -12,7 +12,7 @@ from qiwi_gw.db import DATABASE_ERRORS
 from qiwi_gw.errors import BackendUnavailableError, DatabaseUnavailableError, describe
 from qiwi_gw.incoming import Incoming, read_incoming
 from qiwi_gw.metrics import CONTENT_TYPE_LATEST
-from qiwi_gw.protocol import Answer, Limits, Pay, ProtocolError, ResultCode, parse_command
+from qiwi_gw.protocol import Answer, Pay, ProtocolError, ResultCode, parse_syntax
 
 logger = logging.getLogger(__name__)
 
@@ -45,12 +45,13 @@ async def _answer(request: web.Request) -> tuple[web.StreamResponse, str, str]:
     incoming = await read_incoming(request, ip)
     sent_command = dict(incoming.pairs).get("command")
     label = sent_command if sent_command in _COMMAND_LABELS else "other"
+    payments = request.app[keys.PAYMENTS]
     rejection = _access_rejection(request, ip)
     if rejection is not None:
-        await _log_quietly(request, incoming)
+        await payments.log_quietly(incoming.entry)
         return rejection, label, f"http_{rejection.status}"
     if request.method not in _ALLOWED_METHODS:
-        await _log_quietly(request, incoming)
+        await payments.log_quietly(incoming.entry)
         answer = Answer(result=ResultCode.OTHER, comment=f"method {request.method} not allowed")
         response = xml_response(answer, status=405)
         response.headers[hdrs.ALLOW] = ", ".join(_ALLOWED_METHODS)
@@ -59,15 +60,16 @@ async def _answer(request: web.Request) -> tuple[web.StreamResponse, str, str]:
     try:
         if incoming.error is not None:
             raise incoming.error
-        limits = Limits(settings.account_pattern, settings.min_sum, settings.max_sum)
-        command = parse_command(incoming.pairs, limits)
+        # The protocol's syntax only: the account rules and the merchant's limits
+        # are the payments' to apply, after a stored pay's row has had its say.
+        command = parse_syntax(incoming.pairs)
     except ProtocolError as error:
-        await _log_quietly(request, incoming)
+        await payments.log_quietly(incoming.entry)
         logger.info("rejected request: %s", error, extra={"txn_id": txn_id})
         return xml_response(Answer.from_error(error, txn_id)), label, str(int(error.code))
     started = time.perf_counter()
     try:
-        answer = await request.app[keys.PAYMENTS].handle(command, incoming.entry)
+        answer = await payments.handle(command, incoming.entry)
     except ProtocolError as error:
         answer = Answer.from_error(error, txn_id)
     except DatabaseUnavailableError as error:
@@ -103,15 +105,6 @@ def _echoed_txn_id(incoming: Incoming) -> str | None:
         if name == "txn_id":
             return value[:40]
     return None
-
-
-async def _log_quietly(request: web.Request, incoming: Incoming) -> None:
-    """Log a rejected request; its answer does not depend on the database, so a
-    failure here is reported in the logs and does not change the answer."""
-    try:
-        await request.app[keys.PAYMENTS].log(incoming.entry)
-    except DatabaseUnavailableError as error:
-        logger.warning("could not log a rejected request: %s", error)
 
 
 async def healthz(request: web.Request) -> web.Response:

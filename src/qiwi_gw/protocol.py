@@ -90,32 +90,50 @@ _EXTRA_FIELD = 1000
 
 
 def parse_command(pairs: list[tuple[str, str]], limits: Limits) -> Command:
-    """Validate QIWI's parameters; raise ``ProtocolError`` with the code QIWI expects."""
+    """Validate QIWI's parameters and the merchant's rules; raise ``ProtocolError``
+    with the code QIWI expects."""
+    command = parse_syntax(pairs)
+    apply_rules(command, limits)
+    return command
+
+
+def parse_syntax(pairs: list[tuple[str, str]]) -> Command:
+    """The protocol's own rules only (codes 300): what every answer needs, a stored
+    ``pay``'s included. The account is taken as sent; ``apply_rules`` judges it."""
     params = _single_values(pairs)
     command = params.get("command")
     if command is None:
         raise ProtocolError(ResultCode.OTHER, "missing parameter: command")
     if command == "getInfo":
-        return GetInfo(account=_account(params, limits), **_optional(params))
+        return GetInfo(account=_account(params), **_optional(params))
     if command == "check":
         txn_id = _txn_id(params)
-        amount = _sum(params, limits)
-        return Check(
-            txn_id=txn_id, account=_account(params, limits), sum=amount, **_optional(params)
-        )
+        amount = _sum(params)
+        return Check(txn_id=txn_id, account=_account(params), sum=amount, **_optional(params))
     if command == "pay":
         txn_id = _txn_id(params)
         txn_date = _txn_date(params)
-        amount = _sum(params, limits)
+        amount = _sum(params)
         return Pay(
             txn_id=txn_id,
             txn_date=txn_date,
-            account=_account(params, limits),
+            account=_account(params),
             sum=amount,
             extra=_extra(params),
             **_optional(params),
         )
     raise ProtocolError(ResultCode.OTHER, f"unknown command: {_shorten(command)}")
+
+
+def apply_rules(command: Command, limits: Limits) -> None:
+    """The account's rules and the merchant's limits (codes 4, 241, 242).
+
+    A ``pay`` whose txn_id is stored is answered from its row without these: a
+    rule tightened since it was stored must not turn its repeat into a refusal.
+    """
+    if not isinstance(command, GetInfo):
+        _check_sum_limits(command.sum, limits)
+    _check_account(command.account, limits)
 
 
 def _single_values(pairs: list[tuple[str, str]]) -> dict[str, str]:
@@ -153,7 +171,7 @@ def _txn_date(params: dict[str, str]) -> datetime:
         raise ProtocolError(ResultCode.OTHER, "txn_date is not a valid date and time") from None
 
 
-def _sum(params: dict[str, str], limits: Limits) -> Decimal:
+def _sum(params: dict[str, str]) -> Decimal:
     value = _required(params, "sum")
     if not _SUM.fullmatch(value):
         raise ProtocolError(
@@ -162,17 +180,24 @@ def _sum(params: dict[str, str], limits: Limits) -> Decimal:
     amount = Decimal(value)
     if amount <= 0:
         raise ProtocolError(ResultCode.OTHER, "sum must be greater than zero")
+    return amount
+
+
+def _check_sum_limits(amount: Decimal, limits: Limits) -> None:
     if limits.min_sum is not None and amount < limits.min_sum:
         raise ProtocolError(ResultCode.SUM_TOO_SMALL, f"sum is below the minimum {limits.min_sum}")
     if limits.max_sum is not None and amount > limits.max_sum:
         raise ProtocolError(ResultCode.SUM_TOO_LARGE, f"sum is above the maximum {limits.max_sum}")
-    return amount
 
 
-def _account(params: dict[str, str], limits: Limits) -> str:
+def _account(params: dict[str, str]) -> str:
     value = params.get("account")
     if value is None:
         raise ProtocolError(ResultCode.OTHER, "missing parameter: account")
+    return value
+
+
+def _check_account(value: str, limits: Limits) -> None:
     if not value.strip():
         raise ProtocolError(ResultCode.BAD_ACCOUNT_FORMAT, "account is empty")
     if len(value) > MAX_ACCOUNT_LENGTH:
@@ -185,7 +210,6 @@ def _account(params: dict[str, str], limits: Limits) -> str:
         raise ProtocolError(
             ResultCode.BAD_ACCOUNT_FORMAT, "account does not match the expected format"
         )
-    return value
 
 
 def _optional(params: dict[str, str]) -> dict[str, str | None]:

@@ -129,6 +129,12 @@ def _stored(row: Record) -> StoredPayment:
     return StoredPayment(id=row["id"], account=row["account"], sum=row["sum"], status=row["status"])
 
 
+async def stored_by_codes(connection: Executor, codes: Sequence[str]) -> dict[str, StoredPayment]:
+    """The rows these txn_ids are stored as (those that are)."""
+    rows = await connection.fetch(SELECT_BY_CODES, list(codes))
+    return {row["code"]: _stored(row) for row in rows}
+
+
 # --- webhook delivery: the table is the queue -------------------------------
 
 # A claim moves next_attempt_at past the lease, so a row claimed by a process
