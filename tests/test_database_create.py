@@ -8,6 +8,7 @@ Where the embedded database is used, the first log line says so; where it is ref
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import secrets
 import sys
@@ -21,7 +22,10 @@ import pytest
 from aiohttp.test_utils import unused_port
 from psycopg import sql
 
+from qiwi_gw import provision, server
+from qiwi_gw.errors import ConfigError
 from qiwi_gw.provision import connection_problem
+from qiwi_gw.settings import DatabaseSettings, Settings
 from tests.chaos import Gateway, Qiwi, backend
 from tests.conftest import drop_database, with_database
 from tests.ops_helpers import execute, run_process
@@ -85,6 +89,30 @@ async def test_two_gateways_starting_on_a_missing_database_both_serve(
     creators = [g for g in gateways if f'created database "{name}"' in g.log_text()]
     assert len(creators) == 1, [g.log_text() for g in gateways]
     assert execute(missing_database, "SELECT count(*) FROM qiwi_transaction") == [(2,)]
+
+
+def test_creating_a_database_another_process_just_created_is_no_error(
+    server_dsn: str, database_dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The race between replicas, made certain: the database appears between the check
+    and CREATE DATABASE."""
+    caplog.set_level(logging.INFO, logger="qiwi_gw.provision")
+    name = urlsplit(database_dsn).path.lstrip("/")
+    with psycopg.connect(server_dsn, autocommit=True) as connection:
+        assert provision.create(connection, name) is False
+    assert f'database "{name}" was created meanwhile by another process' in caplog.text
+
+
+def test_an_existing_database_is_left_alone(database_dsn: str) -> None:
+    assert provision.create_if_missing(database_dsn) is False
+
+
+def test_embedded_database_refused_by_settings_built_directly() -> None:
+    settings = Settings(
+        database=DatabaseSettings(dsn=None, listen_dsn=None, embedded_allowed=False)
+    )
+    with pytest.raises(ConfigError, match="QIWI_EMBEDDED_DB is false"), server.database(settings):
+        pass
 
 
 def test_migrate_alone_creates_the_database(missing_database: str) -> None:

@@ -52,33 +52,33 @@ def create_if_missing(dsn: str) -> bool:
     lacks CREATEDB.
     """
     with _maintenance_connection(dsn) as connection:
-        role = connection.info.user
-        database = str(conninfo_to_dict(dsn).get("dbname") or role)
-        server = f"{connection.info.host}:{connection.info.port}"
+        database = str(conninfo_to_dict(dsn).get("dbname") or connection.info.user)
         found = connection.execute(
             "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
         ).fetchone()
-        if found is not None:
-            return False
-        logger.warning(
-            "database %s does not exist on %s: creating it as role %s",
-            sql.Identifier(database).as_string(),
-            server,
-            sql.Identifier(role).as_string(),
-        )
-        statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database))
-        try:
-            connection.execute(statement)
-        except (errors.DuplicateDatabase, errors.UniqueViolation):
-            # Replicas starting together: one creates it, the others find it created.
-            logger.info(
-                "database %s was created meanwhile by another process",
-                sql.Identifier(database).as_string(),
-            )
-            return False
-        except errors.InsufficientPrivilege:
-            raise CreateDatabaseRefusedError(database, role, server) from None
-    logger.info("created database %s", sql.Identifier(database).as_string())
+        return found is None and create(connection, database)
+
+
+def create(connection: psycopg.Connection[tuple[object, ...]], database: str) -> bool:
+    """``CREATE DATABASE`` on a maintenance connection; False when it exists already."""
+    role = connection.info.user
+    server = f"{connection.info.host}:{connection.info.port}"
+    name = sql.Identifier(database)
+    logger.warning(
+        "database %s does not exist on %s: creating it as role %s",
+        name.as_string(),
+        server,
+        sql.Identifier(role).as_string(),
+    )
+    try:
+        connection.execute(sql.SQL("CREATE DATABASE {}").format(name))
+    except (errors.DuplicateDatabase, errors.UniqueViolation):
+        # Replicas starting together: one creates it, the others find it created.
+        logger.info("database %s was created meanwhile by another process", name.as_string())
+        return False
+    except errors.InsufficientPrivilege:
+        raise CreateDatabaseRefusedError(database, role, server) from None
+    logger.info("created database %s", name.as_string())
     return True
 
 

@@ -16,7 +16,7 @@ from qiwi_gw import migrations, provision
 from qiwi_gw.app import create_app
 from qiwi_gw.console import operator_listener
 from qiwi_gw.embedded import embedded_postgres
-from qiwi_gw.errors import DatabaseUnavailableError, describe
+from qiwi_gw.errors import ConfigError, DatabaseUnavailableError, describe
 from qiwi_gw.settings import Settings, mask_dsn
 
 logger = logging.getLogger(__name__)
@@ -44,6 +44,9 @@ def database(settings: Settings) -> Iterator[str]:
         )
         yield settings.database.dsn
         return
+    if not settings.database.embedded_allowed:
+        # Settings.from_env refuses this already; a Settings built otherwise must too.
+        raise ConfigError("PG_HOST", "is not set (nor DATABASE_URL) and QIWI_EMBEDDED_DB is false")
     with embedded_postgres(settings.database.data_dir) as dsn:
         yield dsn
 
