@@ -3,6 +3,7 @@ shows, search and its pages, resend, the registry export, bad input."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import html
 import io
@@ -10,6 +11,7 @@ import re
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from qiwi_gw.console import payments as payments_page
 from tests.conftest import ClientFactory
@@ -58,6 +60,31 @@ async def test_overview_shows_the_listener_and_last_error(
     assert re.search(r"LISTEN connection</dt>\s*<dd><span class=\"ok\">connected", page)
     assert "HTTP 502" in page
     assert re.search(r"last delivery</dt>\s*<dd><a href=\"/payments/200[12]\">", page)
+
+
+async def test_overview_shows_an_outage_and_the_rows_it_holds(
+    make_client: ClientFactory, aiohttp_client: Any, database_dsn: str, db: Any
+) -> None:
+    async def down(request: web.Request, number: int) -> web.StreamResponse:
+        return web.Response(status=503)
+
+    async with Backend(down) as backend:
+        pair = await start_pair(
+            make_client,
+            aiohttp_client,
+            database_dsn,
+            QIWI_WEBHOOK_URL=backend.url,
+            QIWI_WEBHOOK_RETRY_MIN="60",
+        )
+        for txn_id in ("2101", "2102", "2103"):
+            await pair.pay(txn_id)
+        query = "SELECT count(*) FROM qiwi_transaction WHERE held_by_outage"
+        async with asyncio.timeout(30):
+            while await db.fetchval(query) < 3:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)  # the recorder writes in a task of its own
+        page = await pair.page("/")
+    assert re.search(r"backend</dt>\s*<dd><span class=\"warn\">outage</span> since", page)
+    assert re.search(r"held back by an outage</dt><dd>3</dd>", page)
 
 
 async def test_search_by_each_field(pair: Pair, database_dsn: str) -> None:

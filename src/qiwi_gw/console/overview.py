@@ -4,60 +4,49 @@ dispatcher's state, and the last 24 hours as a chart."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
 from aiohttp import web
 
 from qiwi_gw import keys as gateway_keys
 from qiwi_gw.console import chart as geometry
 from qiwi_gw.console import keys, pages
+from qiwi_gw.dispatcher import DispatcherState
 from qiwi_gw.ops import status
 from qiwi_gw.settings import mask_url
+from qiwi_gw.store import transactions
 
 
 @dataclass(frozen=True)
 class Delivery:
-    """What the overview says about webhook delivery in this process."""
+    """What the overview says about webhook delivery."""
 
     webhook_url: str | None
-    listener_connected: bool
-    # From the dispatcher's own summary, when it gives one; None: not known.
-    backend_up: bool | None = None
-    outage_since: datetime | None = None
-    in_flight: int | None = None
-    held: int | None = None
+    # The dispatcher's own summary; None when there is no dispatcher (no webhook URL).
+    state: DispatcherState | None
+    # Undelivered payments held back by an outage, and those waiting out their own backoff.
+    backlog: transactions.DeliveryBacklog
 
 
-def delivery_state(gateway: web.Application) -> Delivery:
+def dispatcher_state(gateway: web.Application) -> tuple[str | None, DispatcherState | None]:
     settings = gateway[gateway_keys.SETTINGS]
     url = None if settings.webhook.url is None else mask_url(settings.webhook.url)
     dispatcher = gateway.get(gateway_keys.DISPATCHER)
-    if dispatcher is None:
-        return Delivery(webhook_url=url, listener_connected=False)
-    # The dispatcher's ``state`` (backend up or in an outage, deliveries in flight,
-    # rows held back); read through getattr so the console shows what there is.
-    state = getattr(dispatcher, "state", None)
-    return Delivery(
-        webhook_url=url,
-        listener_connected=dispatcher.listener.connected,
-        backend_up=getattr(state, "backend_up", None),
-        outage_since=getattr(state, "outage_since", None),
-        in_flight=getattr(state, "in_flight", None),
-        held=getattr(state, "held", None),
-    )
+    return url, None if dispatcher is None else dispatcher.state
 
 
 async def overview(request: web.Request) -> web.Response:
     app = request.app
     async with pages.connection(request) as connection:
         summary = await status.collect(connection, app[keys.SETTINGS])
+        backlog = await transactions.delivery_backlog(connection)
         chart = await app[keys.CHART].get(connection)
+    url, state = dispatcher_state(app[keys.GATEWAY])
     return pages.render(
         request,
         "overview.html",
         {
             "status": summary,
-            "delivery": delivery_state(app[keys.GATEWAY]),
+            "delivery": Delivery(url, state, backlog),
             "chart": chart,
             "failure_text": status.failure_text,
             "chart_width": geometry.WIDTH,
