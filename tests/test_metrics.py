@@ -68,7 +68,28 @@ async def test_pending_payments_and_their_age_show_while_the_backend_is_down(
         await client.close()
     assert samples[("qiwi_pending_payments", ())] == 1
     assert samples[("qiwi_oldest_pending_seconds", ())] >= 0
-    assert samples[("qiwi_webhook_deliveries_total", (("outcome", "failed"),))] >= 1
+    assert samples[("qiwi_webhook_deliveries_total", (("outcome", "down"),))] >= 1
+
+
+async def test_an_outage_shows_as_backend_down_with_held_payments(
+    make_client: ClientFactory, db: object
+) -> None:
+    async def failing(request: web.Request, number: int) -> web.StreamResponse:
+        return web.Response(status=503)
+
+    async with Backend(failing) as backend:
+        client = await make_client(QIWI_WEBHOOK_URL=backend.url, QIWI_WEBHOOK_RETRY_MIN="60")
+        for txn in ("1", "2", "3"):
+            await client.get("/payment", params={**PAY, "txn_id": txn})
+        query = "SELECT count(*) FROM qiwi_transaction WHERE held_by_outage"
+        async with asyncio.timeout(30):
+            while await db.fetchval(query) < 3:  # type: ignore[attr-defined]  # noqa: ASYNC110
+                await asyncio.sleep(0.05)  # the recorder's write, in another task's time
+        samples = await scrape(client)
+        await client.close()
+    assert samples[("qiwi_webhook_backend_up", ())] == 0
+    assert samples[("qiwi_webhook_held_payments", ())] == 3
+    assert samples[("qiwi_webhook_backing_off_payments", ())] == 0
 
 
 async def test_no_webhook_means_no_listener(make_client: ClientFactory) -> None:

@@ -110,6 +110,8 @@ class Dispatcher:
         # Whether a claim now may find rows: set by every event that can make a row
         # due, cleared by a claim that took fewer rows than it asked for.
         self._maybe_due = True
+        # Counts wake-ups, so one that arrives while a claim is in flight is not lost.
+        self._wakes = 0
         # Claiming a backlog: wait for half the slots to be free, so a batch of rows
         # costs one round trip rather than one per finished delivery.
         self._draining = False
@@ -144,6 +146,7 @@ class Dispatcher:
         logger.info("dispatcher %s started", self.owner)
 
     def wake(self) -> None:
+        self._wakes += 1
         self._maybe_due = True
         self._wake.set()
 
@@ -227,6 +230,7 @@ class Dispatcher:
         allowed = self._breaker.budget(self._free_slots())
         if allowed <= 0:
             return
+        wakes = self._wakes
         try:
             async with self._pool.acquire(timeout=self._db_timeout) as connection:
                 rows = await transactions.claim_due(connection, allowed, self.lease, self.owner)
@@ -235,7 +239,9 @@ class Dispatcher:
             self._maybe_due = False  # the sweep tries again
             return
         self._breaker.started(len(rows))
-        self._maybe_due = self._draining = len(rows) == allowed
+        self._draining = len(rows) == allowed
+        # Rows stored while the claim ran were not seen by it.
+        self._maybe_due = self._draining or self._wakes != wakes
         for row in rows:
             task = asyncio.create_task(self._deliver(row), name=f"qiwi-gw-deliver-{row.id}")
             self._in_flight.add(task)

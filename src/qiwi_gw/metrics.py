@@ -152,6 +152,7 @@ class DatabaseGauges:
                 if self._connection is None or self._connection.is_closed():
                     self._connection = await self._connect()
                 pending, oldest = await transactions.pending_summary(self._connection)
+                backlog = await transactions.delivery_backlog(self._connection)
             except DATABASE_ERRORS:
                 self._metrics.database_up.set(0)
                 await self.close()
@@ -162,6 +163,8 @@ class DatabaseGauges:
             self._metrics.database_up.set(1)
             self._metrics.pending.set(pending)
             self._metrics.oldest_pending_seconds.set(oldest)
+            self._metrics.held_payments.set(backlog.held)
+            self._metrics.backing_off_payments.set(backlog.backing_off)
 
     async def close(self) -> None:
         connection, self._connection = self._connection, None
