@@ -98,8 +98,14 @@ $(BENCH_STAMP): $(STAMP)
 	touch $(BENCH_STAMP)
 
 ## benchmarks with same-run baselines; writes bench/results.md and bench/results.json
-bench: $(BENCH_STAMP)
+bench: $(BENCH_STAMP) bench-capacity
 	$(BIN)/python -m bench.run $(ARGS)
+
+## CPU seconds and WAL bytes per payment, gateway and PostgreSQL (3 runs at 2 load levels);
+## rewrites the measured block of docs/scaling.md. CAPACITY_ARGS go to bench/capacity.py.
+.PHONY: bench-capacity
+bench-capacity: $(STAMP)
+	$(BIN)/python -m bench.capacity --write docs/scaling.md $(CAPACITY_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
