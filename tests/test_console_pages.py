@@ -148,6 +148,43 @@ async def test_the_last_page_ends_where_the_rows_do(pair: Pair, database_dsn: st
     assert "account=edge" in older
 
 
+async def test_a_search_by_dates_pages_by_qiwi_date(pair: Pair, database_dsn: str) -> None:
+    size = payments_page.PAGE_SIZE
+    # QIWI's dates out of storing order, many on one day: ties go by id.
+    execute(
+        database_dsn,
+        """
+        INSERT INTO qiwi_transaction (account, code, sum, status, txn_date)
+        SELECT 'acc', (30000 + g)::text, 1, 1, timestamp '2026-11-01' + (g %% 7) * interval '1 day'
+        FROM generate_series(1, %s) AS g
+        """,
+        2 * size + 3,
+    )
+    add_payment(database_dsn, "39999", txn_date="2026-10-31 23:59:59")  # outside the range
+    expected = [
+        code
+        for (code,) in execute(
+            database_dsn,
+            "SELECT code FROM qiwi_transaction WHERE txn_date >= '2026-11-01'"
+            " ORDER BY txn_date DESC, id DESC",
+        )
+    ]
+    params = {"from": "2026-11-01", "to": "2026-11-30"}
+    seen: list[str] = []
+    pages = [await pair.page("/payments", **params)]
+    while True:
+        seen += codes_in(pages[-1])
+        found = re.search(r'href="([^"]+)" rel="next"', pages[-1])
+        if found is None:
+            break
+        pages.append(await pair.page(html.unescape(found[1])))
+    assert seen == expected
+    assert len(pages) == 3
+    newer = re.search(r'href="([^"]+)" rel="prev"', pages[2])
+    assert newer is not None
+    assert codes_in(await pair.page(html.unescape(newer[1]))) == codes_in(pages[1])
+
+
 @pytest.mark.parametrize(
     ("params", "message"),
     [

@@ -521,11 +521,14 @@ async def registry_by_codes(connection: Executor, codes: Sequence[str]) -> list[
 
 
 # --- console queries ----------------------------------------------------------
-# For the operator console's search (``qiwi_gw.console``). Newest first by id, the
-# order rows were stored in, with keyset pagination (``id < $n`` for older pages,
-# ``id > $n`` for newer), so a page reads about a page of index entries: through
-# the primary key, or qiwi_transaction_account_idx / _pending_id_idx (migration
-# 0004) when searching by account or for status 0.
+# For the operator console's search (``qiwi_gw.console``), with keyset pagination
+# (the cursor is the id of the last row shown), so a page reads about a page of
+# index entries however deep it is. Newest first by id, the order rows were
+# stored in: through the primary key, or qiwi_transaction_account_idx /
+# _pending_id_idx (migration 0004) when searching by account or for status 0.
+# A search by QIWI's dates alone is newest first by txn_date (then id), through
+# the txn_date index: read by id, a range months back would walk the primary key
+# through every newer row before reaching it.
 
 SEARCH_COLUMNS = (
     "id, code, account, sum, status, txn_date, created_at, attempts, delivered_at, last_error"
@@ -540,12 +543,29 @@ _SEARCH_CONDITIONS = {
     "account": "account = ${}",
     "txn_from": "txn_date >= ${}",
     "txn_to": "txn_date < ${}",
-    "older_than": "id < ${}",
-    "newer_than": "id > ${}",
 }
 _STATUS_CONDITIONS = {
     STATUS_RECEIVED: f"status = {STATUS_RECEIVED}",
     STATUS_COMPLETED: f"status = {STATUS_COMPLETED}",
+}
+# Past the cursor row, in each order: by id, or by (txn_date, id) with the cursor
+# row's txn_date looked up by its id.
+_CURSOR_TXN_DATE = "(SELECT txn_date FROM qiwi_transaction WHERE id = ${0})"
+_PAST_CURSOR = {
+    ("id", "<"): "id < ${0}",
+    ("id", ">"): "id > ${0}",
+    ("txn_date", "<"): (
+        f"txn_date <= {_CURSOR_TXN_DATE} AND (txn_date < {_CURSOR_TXN_DATE} OR id < ${{0}})"
+    ),
+    ("txn_date", ">"): (
+        f"txn_date >= {_CURSOR_TXN_DATE} AND (txn_date > {_CURSOR_TXN_DATE} OR id > ${{0}})"
+    ),
+}
+_ORDER = {
+    ("id", "DESC"): "id DESC",
+    ("id", "ASC"): "id ASC",
+    ("txn_date", "DESC"): "txn_date DESC, id DESC",
+    ("txn_date", "ASC"): "txn_date ASC, id ASC",
 }
 
 
@@ -560,6 +580,13 @@ class Search:
     txn_to: datetime | None = None
     status: int | None = None
 
+    @property
+    def order(self) -> str:
+        """``txn_date`` for a search by QIWI's dates alone, else ``id``."""
+        by_dates = self.txn_from is not None or self.txn_to is not None
+        narrower = self.code is not None or self.id is not None or self.account is not None
+        return "txn_date" if by_dates and not narrower else "id"
+
 
 async def search(
     connection: Executor,
@@ -569,16 +596,15 @@ async def search(
     older_than: int | None = None,
     newer_than: int | None = None,
 ) -> list[Record]:
-    """Up to ``limit`` payments matching ``criteria``, newest first: the newest ones,
-    those just older than id ``older_than``, or those just newer than ``newer_than``."""
+    """Up to ``limit`` payments matching ``criteria``, newest first (``Search.order``):
+    the newest, those just older than the row with id ``older_than``, or those just
+    newer than the row with id ``newer_than``."""
     values = {
         "code": criteria.code,
         "id": criteria.id,
         "account": criteria.account,
         "txn_from": criteria.txn_from,
         "txn_to": criteria.txn_to,
-        "older_than": older_than,
-        "newer_than": newer_than,
     }
     conditions: list[str] = []
     args: list[object] = []
@@ -588,13 +614,17 @@ async def search(
             conditions.append(_SEARCH_CONDITIONS[name].format(len(args)))
     if criteria.status is not None:
         conditions.append(_STATUS_CONDITIONS[criteria.status])
+    for cursor, side in ((older_than, "<"), (newer_than, ">")):
+        if cursor is not None:
+            args.append(cursor)
+            conditions.append(_PAST_CURSOR[criteria.order, side].format(len(args)))
     where = " AND ".join(conditions) or "true"
     # Newer pages read upwards from their boundary, then turn round.
     direction = "ASC" if newer_than is not None else "DESC"
     args.append(limit)
     statement = (
         f"SELECT {SEARCH_COLUMNS} FROM qiwi_transaction WHERE {where}"
-        f" ORDER BY id {direction} LIMIT ${len(args)}"
+        f" ORDER BY {_ORDER[criteria.order, direction]} LIMIT ${len(args)}"
     )
     rows = await connection.fetch(statement, *args)
     return rows[::-1] if newer_than is not None else rows
