@@ -3,7 +3,9 @@
 Starts everything it needs: the database (``DATABASE_URL``'s server, else an
 embedded one), the gateway as a real process, a fast local webhook receiver, and
 the load generator (``wrk`` when installed, else an asyncio client; the results
-say which). Writes ``bench/results.md`` and ``bench/results.json``.
+say which). Webhook latency is the gateway's against the floor's (bench/floor.py),
+in alternating slices, each party in its own process (bench/slices.py). Writes
+``bench/results.md`` and ``bench/results.json``.
 
     python -m bench.run                 # one run
     python -m bench.run --repeat 3      # three runs, medians of the ratios
@@ -35,6 +37,8 @@ import asyncpg
 from aiohttp import web
 from aiohttp.test_utils import unused_port
 
+from bench import slices
+from bench.processes import Process, gateway, peak_rss_mb, wait_http
 from qiwi_gw import migrations
 
 HERE = Path(__file__).resolve().parent
@@ -137,52 +141,10 @@ async def serve_app(app: web.Application) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-@dataclass
-class Process:
-    base: str
-    pid: int
-
-
-async def wait_http(url: str, process: asyncio.subprocess.Process) -> None:
-    async with aiohttp.ClientSession() as session, asyncio.timeout(120):
-        while process.returncode is None:
-            try:
-                async with session.get(url) as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError(f"process behind {url} exited")
-
-
-@asynccontextmanager
-async def gateway(dsn: str, webhook_url: str | None) -> AsyncIterator[Process]:
-    port = unused_port()
-    env = {**os.environ, "DATABASE_URL": dsn, "HOST": "127.0.0.1", "PORT": str(port)}
-    env["QIWI_CONSOLE_PORT"] = "0"  # several gateways at once: none takes the operator port
-    if webhook_url:
-        env["QIWI_WEBHOOK_URL"] = webhook_url
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "qiwi_gw",
-        "serve",
-        env=env,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        await wait_http(f"{base}/readyz", process)
-        yield Process(base, process.pid)
-    finally:
-        process.terminate()
-        await process.wait()
-
-
 HELLO_APP = textwrap.dedent(
     """
     import sys
+    import uvloop
     from aiohttp import web
 
     BODY = '<?xml version="1.0" encoding="UTF-8"?>\\n<response>\\n  <result>0</result>\\n</response>\\n'
@@ -193,7 +155,11 @@ HELLO_APP = textwrap.dedent(
     app = web.Application()
     app.router.add_get("/payment", hello)
     app.router.add_get("/readyz", hello)
-    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+    # uvloop, as the gateway's serve: the check/s ratio compares like with like.
+    web.run_app(
+        app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None,
+        loop=uvloop.new_event_loop(),
+    )
     """
 )
 
@@ -209,13 +175,6 @@ async def hello_world() -> AsyncIterator[Process]:
     finally:
         process.terminate()
         await process.wait()
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 # --- load generators -------------------------------------------------------
@@ -312,48 +271,6 @@ class Load:
 
 
 # --- the figures -----------------------------------------------------------
-
-
-async def open_loop(
-    base: str, rate: float, seconds: float, first_txn: int
-) -> tuple[dict[str, float], list[float]]:
-    """Send ``rate`` pays a second for ``seconds``; return send times and answer times."""
-    sent: dict[str, float] = {}
-    answered: list[float] = []
-    connector = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=connector) as session:
-
-        async def one(txn_id: int) -> None:
-            params = {
-                "command": "pay",
-                "txn_id": str(txn_id),
-                "txn_date": "20261129120000",
-                "account": "42",
-                "sum": "10.00",
-            }
-            started = time.perf_counter()
-            sent[str(txn_id)] = started
-            async with session.get(f"{base}/payment", params=params) as response:
-                text = await response.text()
-            if "<result>0</result>" not in text:
-                raise RuntimeError(f"pay {txn_id} failed: {text}")
-            answered.append(time.perf_counter() - started)
-
-        tasks = []
-        count = int(rate * seconds)
-        start = time.perf_counter()
-        for i in range(count):
-            delay = start + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(first_txn + i)))
-        await asyncio.gather(*tasks)
-    return sent, answered
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 BARE_PAY = """
@@ -510,36 +427,22 @@ async def check_rates(databases: Databases, load: Load, seconds: float) -> tuple
         )
 
 
-async def latency(databases: Databases, rates: list[float], seconds: float) -> dict[str, float]:
-    dsn = await databases.fresh("latency")
-    arrived: dict[str, float] = {}
-    changed = asyncio.Condition()
+LATENCY_RATES = [100.0, 500.0, 1000.0]
 
-    async def handle(request: web.Request) -> web.Response:
-        body = await request.json()
-        arrived.setdefault(body["code"], time.perf_counter())
-        async with changed:
-            changed.notify_all()
-        return web.Response(text="ok")
 
-    app = web.Application()
-    app.router.add_post("/hook", handle)
-    figures: dict[str, float] = {}
-    async with serve_app(app) as hook, gateway(dsn, hook + "/hook") as gw:
-        await open_loop(gw.base, 50, 1, 10**14)  # warm-up, not measured
-        first = 1
-        for rate in rates:
-            sent, _answered = await open_loop(gw.base, rate, seconds, first)
-            first += len(sent)
-            codes = set(sent)
-            async with asyncio.timeout(120), changed:
-                # Awaited here, before the loop moves on: the binding cannot go stale.
-                await changed.wait_for(lambda: codes <= arrived.keys())  # noqa: B023
-            values = [(arrived[code] - t) * 1000 for code, t in sent.items()]
-            figures[f"latency_p50_ms_at_{rate:g}"] = statistics.median(values)
-            figures[f"latency_p99_ms_at_{rate:g}"] = percentile(values, 0.99)
-        figures["gateway_peak_rss_mb_latency"] = peak_rss_mb(gw.pid)
-    return figures
+async def latency(
+    databases: Databases, rates: list[float], seconds: float, slice_count: int
+) -> dict[str, Any]:
+    """Pay → webhook p50 / p99, gateway against the floor, alternating slices."""
+    measurement = await slices.measure(
+        await databases.fresh("latency_gateway"),
+        await databases.fresh("latency_floor"),
+        rates,
+        seconds,
+        slice_count,
+        progress=True,
+    )
+    return measurement.figures()
 
 
 async def drain(databases: Databases, rows: int) -> tuple[float, float]:
@@ -610,7 +513,18 @@ async def machine(server_dsn: str) -> dict[str, str]:
     }
 
 
-async def one_run(seconds: float, drain_rows: int, seed_rows: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class LatencyPlan:
+    """Pays/s to measure at; seconds of load per side and rate, cut into ``slices``."""
+
+    rates: list[float]
+    seconds: float
+    slices: int
+
+
+async def one_run(
+    seconds: float, drain_rows: int, seed_rows: int, plan: LatencyPlan
+) -> dict[str, Any]:
     load = Load()
     with postgres_server() as server_dsn:
         databases = Databases(server_dsn)
@@ -626,7 +540,7 @@ async def one_run(seconds: float, drain_rows: int, seed_rows: int) -> dict[str, 
             )
             check, hello = await check_rates(databases, load, seconds)
             results.update(gateway_check_per_s=check, hello_per_s=hello, check_ratio=check / hello)
-            results.update(await latency(databases, [100.0, 500.0], seconds))
+            results.update(await latency(databases, plan.rates, plan.seconds, plan.slices))
             ours, theirs = await drain(databases, drain_rows)
             results.update(drain_per_s=ours, pgqueuer_per_s=theirs, drain_ratio=ours / theirs)
             big, empty, rss_big = await big_table_rates(databases, load, seconds, seed_rows)
@@ -666,6 +580,37 @@ RATIOS = {
 }
 
 
+def latency_report(runs: list[dict[str, Any]], median: dict[str, float]) -> list[str]:
+    measured = runs[0]["latency_slices"]
+    rates = sorted({float(one["rate"]) for one in measured})
+    per_side = len(measured) // (2 * len(rates))
+    lines = [
+        "## Webhook latency against the floor",
+        "",
+        "Pay → webhook arrival at a local receiver, open loop (requests start on schedule,",
+        "answered or not). The floor (bench/floor.py) does only what the path must: one",
+        "statement inserting the payment and NOTIFYing its row, one LISTEN connection POSTing",
+        "the webhook from the payload. Gateway and floor alternate in slices (gateway, floor,",
+        f"gateway, floor...; {per_side} of {measured[0]['seconds']:g} s per side and rate, fresh",
+        "txn_ids each); the load generator, the gateway or the floor, and the receiver each run",
+        "in a process of their own. p50 / p99 are over all of a side's payments at a rate;",
+        "medians over runs.",
+        "",
+    ]
+    each = {
+        rate: ", ".join(
+            f"{run[f'latency_p50_ratio_at_{rate:g}']:.2f} / {run[f'latency_p99_ratio_at_{rate:g}']:.2f}"
+            for run in runs
+        )
+        for rate in rates
+    }
+    lines += slices.table(median, rates, each if len(runs) > 1 else None)
+    problems = median["latency_not_zero_answers"] + median["latency_missing_webhooks"]
+    if problems:
+        lines += ["", f"Pays not answered 0 or webhooks that never came (median): {problems:g}."]
+    return lines
+
+
 def report(runs: list[dict[str, Any]]) -> dict[str, Any]:
     median = {
         key: statistics.median(run[key] for run in runs)
@@ -687,9 +632,9 @@ def report(runs: list[dict[str, Any]]) -> dict[str, Any]:
         each = ", ".join(f"{run[key]:.2f}" for run in runs)
         lines.append(f"| {figure} | {baseline} | {target} | {median[key]:.2f}× | {each} |")
     lines += [
-        f"| webhook latency p50 / p99 at 100/s (open loop) | — | — | {median['latency_p50_ms_at_100']:.1f} / {median['latency_p99_ms_at_100']:.1f} ms | |",
-        f"| webhook latency p50 / p99 at 500/s (open loop) | — | p99 ≤ 10 ms | {median['latency_p50_ms_at_500']:.1f} / {median['latency_p99_ms_at_500']:.1f} ms | |",
         f"| peak RSS of the gateway | — | ≤ 150 MB | {median['peak_rss_mb']:.0f} MB | |",
+        "",
+        *latency_report(runs, median),
         "",
         "Raw figures (medians):",
         "",
@@ -721,13 +666,25 @@ def main() -> None:
     parser.add_argument("--drain-rows", type=int, default=20_000)
     parser.add_argument("--seed-rows", type=int, default=1_000_000)
     parser.add_argument("--quick", action="store_true", help="short phases, small tables")
+    parser.add_argument(
+        "--rates", type=float, nargs="+", default=LATENCY_RATES, help="latency: pays/s"
+    )
+    parser.add_argument(
+        "--latency-seconds",
+        type=float,
+        default=15.0,
+        help="latency: seconds of load per side and rate, cut into --slices",
+    )
+    parser.add_argument("--slices", type=int, default=3, help="latency: slices per side and rate")
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.drain_rows, args.seed_rows = 3.0, 2_000, 20_000
+        args.latency_seconds = 6.0
+    plan = LatencyPlan(args.rates, args.latency_seconds, args.slices)
     runs = []
     for number in range(1, args.repeat + 1):
         print(f"run {number} of {args.repeat}...", file=sys.stderr)
-        runs.append(asyncio.run(one_run(args.seconds, args.drain_rows, args.seed_rows)))
+        runs.append(asyncio.run(one_run(args.seconds, args.drain_rows, args.seed_rows, plan)))
         print(json.dumps(runs[-1], indent=2), file=sys.stderr)
     report(runs)
 
