@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ops_helpers import add_payment, run_cli, run_process
+from tests.ops_helpers import add_payment, execute, run_cli, run_process
 
 
 def seed(dsn: str) -> None:
@@ -95,7 +95,10 @@ def test_an_export_reconciles_with_itself(
     registry.write_text(exported.out)
     result = run_cli(monkeypatch, capsys, database_dsn, "reconcile", str(registry))
     assert result.code == 0, result.out
-    assert result.out.rstrip().endswith("result: the registry and qiwi_transaction agree")
+    assert "registry  " + str(registry) + ": a qiwi-gw export (CSV, commas)" in result.out
+    assert result.out.rstrip().endswith(
+        "result: the registry and qiwi_transaction agree over 2026-10-31 to 2026-11-03"
+    )
 
 
 @pytest.mark.parametrize(
@@ -151,3 +154,85 @@ def test_as_a_process_the_bad_date_is_one_line(database_dsn: str) -> None:
         "qiwi-gw export: argument --from: '2026-13-01' is not a real date"
         " (see qiwi-gw export --help)"
     ]
+
+
+def test_qiwis_standard_layout(
+    database_dsn: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What QIWI's side sends: tabs, DD.MM.YYYY and HH:MM:SS (Moscow time), CRLF, a Total."""
+    seed(database_dsn)
+    result = run_cli(
+        monkeypatch,
+        capsys,
+        database_dsn,
+        "export",
+        "--from",
+        "2026-11-01",
+        "--to",
+        "2026-11-02",
+        "--format",
+        "qiwi",
+    )
+    assert result.code == 0, result.err
+    assert result.out == (
+        "2\t01.11.2026\t00:00:00\ta\t10.45\r\n"
+        "3\t01.11.2026\t18:30:00\tb\t500.00\r\n"
+        "4\t02.11.2026\t23:59:59\tc;d\t0.50\r\n"
+        "Total: 3 510.95\r\n"
+    )
+
+
+def test_no_payments_is_a_zero_total(
+    database_dsn: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ("export", "--from", "2020-01-01", "--to", "2020-01-01", "--format", "qiwi")
+    assert run_cli(monkeypatch, capsys, database_dsn, *args).out == "Total: 0 0.00\r\n"
+
+
+def test_a_qiwi_layout_export_reconciles_with_itself(
+    database_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """Named as QIWI names its files, it is read as QIWI's standard registry of that day."""
+    seed(database_dsn)
+    exported = run_cli(
+        monkeypatch,
+        capsys,
+        database_dsn,
+        "export",
+        "--from",
+        "2026-11-01",
+        "--to",
+        "2026-11-01",
+        "--format",
+        "qiwi",
+    )
+    registry = tmp_path / "QIWI_4242_202611011.csv"
+    registry.write_bytes(exported.out.encode())
+    result = run_cli(monkeypatch, capsys, database_dsn, "reconcile", str(registry))
+    assert result.code == 0, result.out
+    assert "QIWI's standard registry" in result.out
+    assert "period    2026-11-01 (the day in the file's name)" in result.out
+
+
+def test_the_original_images_rows_go_by_created_at_in_moscow_time(
+    database_dsn: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Migration 0001 gave them txn_date = created_at (UTC): 22:30 UTC on 31 October is
+    01:30 on 1 November in Moscow, QIWI's day of the payment."""
+    execute(
+        database_dsn,
+        "INSERT INTO qiwi_transaction (account, code, sum, status, txn_date, created_at)"
+        " VALUES ('old', '7', 5.00, 1, '2026-10-31 22:30:00', '2026-10-31 22:30:00')",
+    )
+    args = ("export", "--from", "2026-11-01", "--to", "2026-11-01")
+    qiwi = run_cli(monkeypatch, capsys, database_dsn, *args, "--format", "qiwi")
+    assert qiwi.out == "7\t01.11.2026\t01:30:00\told\t5.00\r\nTotal: 1 5.00\r\n"
+    as_json = run_cli(monkeypatch, capsys, database_dsn, *args, "--json").json()
+    assert [(item["txn_date"], item["created_at"]) for item in as_json] == [
+        ("2026-11-01T01:30:00", "2026-10-31T22:30:00Z")
+    ]
+    previous = ("export", "--from", "2026-10-31", "--to", "2026-10-31", "--json")
+    assert run_cli(monkeypatch, capsys, database_dsn, *previous).json() == []

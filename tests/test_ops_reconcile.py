@@ -1,12 +1,18 @@
-"""``qiwi-gw reconcile FILE``: QIWI's registry against qiwi_transaction."""
+"""``qiwi-gw reconcile FILE``: QIWI's registry against qiwi_transaction.
+
+The layouts themselves are in test_reconcile_layouts.py; here are the rules: which
+days are compared, what counts as a difference, what makes a file unreadable.
+"""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from tests.ops_helpers import add_payment, run_cli, run_process
+from qiwi_gw.ops import reconciliation
+from tests.ops_helpers import Result, add_payment, execute, run_cli, run_process
 
 
 def seed(dsn: str) -> None:
@@ -31,6 +37,15 @@ def write(tmp_path: Path, text: str, name: str = "registry.csv") -> Path:
     return path
 
 
+def reconcile(
+    dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    *args: str,
+) -> Result:
+    return run_cli(monkeypatch, capsys, dsn, "reconcile", *args)
+
+
 AGREEING = """txn_id,account,sum,date
 101,alice,10.45,2026-11-28
 102,bob,500.00,2026-11-28
@@ -45,17 +60,34 @@ def test_agreeing_registry_exits_0(
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
 ) -> None:
-    """Payments before and after the registry's days (100, 105) are not "missing"."""
+    """Payments before and after the declared days (100, 105) are not "missing"."""
     seed(database_dsn)
-    result = run_cli(monkeypatch, capsys, database_dsn, "reconcile", str(write(tmp_path, AGREEING)))
+    path = write(tmp_path, AGREEING)
+    result = run_cli(
+        monkeypatch,
+        capsys,
+        database_dsn,
+        "reconcile",
+        str(path),
+        "--from",
+        "2026-11-28",
+        "--to",
+        "2026-11-29",
+    )
     assert result.code == 0, result.out + result.err
     lines = result.out.splitlines()
-    assert lines[0].endswith("registry.csv: 4 payment(s), dates 2026-11-28 to 2026-11-29")
-    assert lines[1] == "ours      4 payment(s) with txn_date 2026-11-28 to 2026-11-29"
+    assert lines[:4] == [
+        f"registry  {path}: CSV with a header row (commas)",
+        "payments  4 listed, sum 556.45",
+        "period    2026-11-28 to 2026-11-29 (declared)",
+        "ours      4 payment(s) in the period, sum 556.45",
+    ]
     assert "missing on our side (in the registry, not in qiwi_transaction): none" in lines
     assert "missing on their side (in qiwi_transaction, not in the registry): none" in lines
     assert "different sums: none" in lines
-    assert lines[-1] == "result: the registry and qiwi_transaction agree"
+    assert (
+        lines[-1] == "result: the registry and qiwi_transaction agree over 2026-11-28 to 2026-11-29"
+    )
 
 
 # Each kind of mismatch once: 999 is not ours, 102 is not theirs, 103's sum and
@@ -80,16 +112,32 @@ def test_each_kind_of_mismatch(
     assert report.code == 1
     found = report.json()
     assert found["agree"] is False
-    assert (found["first_date"], found["last_date"], found["rows"]) == (
+    assert found["differences"] == 4
+    assert (found["first_date"], found["last_date"], found["period_from"], found["rows"]) == (
         "2026-11-28",
         "2026-11-29",
+        "rows",
         4,
     )
     assert found["missing_on_our_side"] == [
-        {"line": 5, "txn_id": "999", "account": "mallory", "sum": "12.00", "date": "2026-11-29"}
+        {
+            "line": 5,
+            "txn_id": "999",
+            "account": "mallory",
+            "sum": "12.00",
+            "date": "2026-11-29",
+            "written": "2026-11-29",
+        }
     ]
-    assert [(item["txn_id"], item["sum"]) for item in found["missing_on_their_side"]] == [
-        ("102", "500.00")
+    assert found["missing_on_their_side"] == [
+        {
+            "txn_id": "102",
+            "prv_txn": 3,
+            "account": "bob",
+            "sum": "500.00",
+            "qiwi_time": "2026-11-28T18:30:00",
+            "status": 1,
+        }
     ]
     assert [
         (item["line"], item["txn_id"], item["our_sum"], item["their_sum"])
@@ -103,11 +151,12 @@ def test_each_kind_of_mismatch(
     table = run_cli(monkeypatch, capsys, database_dsn, "reconcile", str(path))
     assert table.code == 1
     text = table.out
+    assert "period    2026-11-28 to 2026-11-29 (the rows' dates: no period declared" in text
     assert "missing on our side (in the registry, not in qiwi_transaction): 1" in text
     assert "missing on their side (in qiwi_transaction, not in the registry): 1" in text
     assert "different sums: 1" in text
     assert "different accounts: 1" in text
-    assert text.rstrip().endswith("result: 4 difference(s)")
+    assert text.rstrip().endswith("result: 4 difference(s) over 2026-11-28 to 2026-11-29")
 
 
 def test_a_semicolon_registry_with_decimal_commas(
@@ -116,8 +165,8 @@ def test_a_semicolon_registry_with_decimal_commas(
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
 ) -> None:
-    """What QIWI's registries often look like: ``;``, ``10,45``, ``DD.MM.YYYY``, a BOM,
-    capitalised headers, extra columns, a time of day, blank lines."""
+    """``;``, ``10,45``, ``DD.MM.YYYY``, a BOM, capitalised headers, extra columns, a
+    time of day, blank lines, quotes."""
     seed(database_dsn)
     text = (
         "\ufeffTXN_ID;Date;Account;Sum;Comment\r\n"
@@ -127,28 +176,409 @@ def test_a_semicolon_registry_with_decimal_commas(
         '103;20261129100000;carol;"45,00";x\r\n'
         "104;2026-11-29T23:59:59;dave;1;\r\n"
     )
-    path = write(tmp_path, text)
-    result = run_cli(monkeypatch, capsys, database_dsn, "reconcile", str(path))
+    result = reconcile(database_dsn, monkeypatch, capsys, str(write(tmp_path, text)))
     assert result.code == 0, result.out + result.err
 
 
-def test_an_empty_registry_compares_nothing(
+# --- the period -----------------------------------------------------------------------
+
+
+HEADER_ONLY = "txn_id,account,sum,date\n"
+
+
+def test_an_empty_registry_for_a_day_we_have_payments_on_differs(
+    database_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """It used to "agree": every payment of ours that day is missing on their side."""
+    seed(database_dsn)
+    path = write(tmp_path, HEADER_ONLY)
+    result = run_cli(
+        monkeypatch, capsys, database_dsn, "reconcile", str(path), "--date", "2026-11-28", "--json"
+    )
+    assert result.code == 1
+    found = result.json()
+    assert (found["rows"], found["ours_in_period"], found["agree"]) == (0, 2, False)
+    assert [item["txn_id"] for item in found["missing_on_their_side"]] == ["101", "102"]
+
+
+def test_an_empty_registry_for_a_day_without_payments_agrees(
     database_dsn: str,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
 ) -> None:
     seed(database_dsn)
-    path = write(tmp_path, "txn_id,account,sum,date\n")
-    result = run_cli(monkeypatch, capsys, database_dsn, "reconcile", str(path))
+    path = write(tmp_path, HEADER_ONLY)
+    result = reconcile(database_dsn, monkeypatch, capsys, str(path), "--date", "2026-12-01")
     assert result.code == 0
-    assert result.out.endswith("the registry lists no payments: nothing to compare\n")
+    assert result.out.splitlines()[-1] == (
+        "result: the registry and qiwi_transaction agree over 2026-12-01"
+    )
+
+
+def test_an_empty_registry_without_a_period_cannot_be_compared(
+    database_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    seed(database_dsn)
+    path = write(tmp_path, HEADER_ONLY)
+    result = run_cli(monkeypatch, capsys, database_dsn, "reconcile", str(path))
+    assert result.code == 2
+    assert result.out == ""
+    assert result.err_lines == [
+        f"qiwi-gw reconcile: {path}: the file lists no payments and its name gives no day:"
+        " declare the period (--date DAY, or --from DAY --to DAY)"
+    ]
+
+
+def test_a_declared_period_reports_a_day_the_file_has_no_rows_for(
+    database_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """The registry for the 27th to the 29th lists nothing on the 29th: our payments of
+    the 29th are missing on their side. Guessed from the rows, the period would have
+    ended on the 28th and they would have gone unreported."""
+    seed(database_dsn)
+    text = "txn_id,account,sum,date\n100,alice,10.45,2026-11-27\n101,alice,10.45,2026-11-28\n"
+    text += "102,bob,500.00,2026-11-28\n"
+    path = write(tmp_path, text)
+    declared = run_cli(
+        monkeypatch,
+        capsys,
+        database_dsn,
+        "reconcile",
+        str(path),
+        "--from",
+        "2026-11-27",
+        "--to",
+        "2026-11-29",
+        "--json",
+    )
+    assert declared.code == 1
+    assert [item["txn_id"] for item in declared.json()["missing_on_their_side"]] == ["103", "104"]
+
+    guessed = run_cli(monkeypatch, capsys, database_dsn, "reconcile", str(path))
+    assert "(the rows' dates: no period declared, no day in the file's name)" in guessed.out
+    assert guessed.out.rstrip().endswith("agree over 2026-11-27 to 2026-11-28")
+
+
+def test_the_day_in_qiwis_file_name_is_the_period(
+    database_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """A late payment QIWI dated 27.11 23:59:59 in the 28th's file is looked up like
+    any other; our other payments of the 27th are not "missing on their side"."""
+    seed(database_dsn)
+    add_payment(database_dsn, "099", account="zoe", amount="3.00", txn_date="2026-11-27 12:00:00")
+    text = (
+        "100\t27.11.2026\t23:59:59\talice\t10.45\r\n"
+        "101\t28.11.2026\t09:00:00\talice\t10.45\r\n"
+        "102\t28.11.2026\t18:30:00\tbob\t500.00\r\n"
+        "Total: 3 520.90\r\n"
+    )
+    path = write(tmp_path, text, "QIWI_4242_202611281.csv")
+    result = reconcile(database_dsn, monkeypatch, capsys, str(path))
+    out = result.out
+    assert result.code == 0, out
+    assert "period    2026-11-28 (the day in the file's name)" in out
+    assert (
+        "outside   1 listed payment(s) dated outside the period (line 1),"
+        " compared by txn_id all the same"
+    ) in out
+    # A declared period wins over the file's name.
+    declared = reconcile(database_dsn, monkeypatch, capsys, str(path), "--date", "2026-11-27")
+    assert declared.code == 1
+    assert "period    2026-11-27 (declared)" in declared.out
+    assert "\n099      " in declared.out
+
+
+def test_utc_stamped_rows_count_on_moscows_day(
+    database_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """21:30 UTC on the 27th is 00:30 on the 28th in Moscow; 21:00 UTC on the 28th is
+    already the 29th."""
+    add_payment(database_dsn, "1", txn_date="2026-11-28 00:30:00")
+    add_payment(database_dsn, "2", txn_date="2026-11-28 23:59:59")
+    add_payment(database_dsn, "3", txn_date="2026-11-29 00:00:00")
+    text = (
+        "txn_id,account,sum,date\n"
+        "1,42,10.00,2026-11-27T21:30:00Z\n"
+        "2,42,10.00,2026-11-28 20:59:59+00:00\n"
+        "3,42,10.00,2026-11-28T21:00:00 UTC\n"
+    )
+    path = write(tmp_path, text)
+    result = run_cli(
+        monkeypatch, capsys, database_dsn, "reconcile", str(path), "--date", "2026-11-28", "--json"
+    )
+    assert result.code == 0, result.out
+    found = result.json()
+    assert (found["ours_in_period"], found["dated_outside_period"]) == (2, 1)
+
+
+def test_rows_the_original_image_stored_count_by_created_at_in_moscow_time(
+    database_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """Migration 0001 gave them txn_date = created_at (UTC): 22:30 UTC on the 27th is
+    01:30 on the 28th in Moscow, so the 28th's registry lists it."""
+    execute(
+        database_dsn,
+        "INSERT INTO qiwi_transaction (account, code, sum, status, txn_date, created_at)"
+        " VALUES ('old', '7', 5.00, 1, '2026-11-27 22:30:00', '2026-11-27 22:30:00')",
+    )
+    empty = write(tmp_path, HEADER_ONLY)
+    result = run_cli(
+        monkeypatch, capsys, database_dsn, "reconcile", str(empty), "--date", "2026-11-28", "--json"
+    )
+    assert result.code == 1
+    assert [
+        (item["txn_id"], item["qiwi_time"]) for item in result.json()["missing_on_their_side"]
+    ] == [("7", "2026-11-28T01:30:00")]
+    listed = write(tmp_path, "7\t28.11.2026\t01:30:00\told\t5.00\r\nTotal: 1 5.00\r\n", "q.txt")
+    agreeing = reconcile(database_dsn, monkeypatch, capsys, str(listed), "--date", "2026-11-28")
+    assert agreeing.code == 0, agreeing.out
+    previous_day = reconcile(database_dsn, monkeypatch, capsys, str(empty), "--date", "2026-11-27")
+    assert previous_day.code == 0, previous_day.out
+
+
+# --- sums, repeats, totals ------------------------------------------------------------
+
+
+def test_sums_are_shown_as_written_and_odd_decimals_reported(
+    database_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    add_payment(database_dsn, "1", amount="500.00")
+    add_payment(database_dsn, "2", amount="1234567.88")
+    add_payment(database_dsn, "3", amount="1500.00")
+    text = (
+        "1\t28.11.2026\t12:00:00\t42\t500.004\r\n"
+        "2\t28.11.2026\t12:00:00\t42\t1234567.885\r\n"
+        "3\t28.11.2026\t12:00:00\t42\t1 500.000\r\n"
+        "Total: 3 1236567.889\r\n"
+    )
+    path = write(tmp_path, text, "QIWI_1_202611281.csv")
+    result = run_cli(monkeypatch, capsys, database_dsn, "reconcile", str(path), "--json")
+    assert result.code == 1
+    found = result.json()
+    assert [(item["our_sum"], item["their_sum"]) for item in found["different_sums"]] == [
+        ("500.00", "500.004"),
+        ("1234567.88", "1234567.885"),
+    ]
+    # 1 500.000 is a whole number of kopecks, written with a third zero.
+    assert [item["sum"] for item in found["sums_with_more_than_two_decimals"]] == [
+        "500.004",
+        "1234567.885",
+    ]
+    assert found["total_lines"][0]["agrees"] is True
+    table = reconcile(database_dsn, monkeypatch, capsys, str(path)).out
+    cells = [line.split() for line in table.splitlines()]
+    assert ["1", "1", "1", "500.00", "500.004"] in cells
+    assert ["2", "2", "2", "1234567.88", "1234567.885"] in cells
+
+
+def test_a_txn_id_listed_twice_is_a_difference_not_a_malformed_file(
+    database_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """The rest of the file is compared all the same (999 is still found missing)."""
+    seed(database_dsn)
+    text = (
+        "txn_id,account,sum,date\n"
+        "101,alice,10.45,2026-11-28\n"
+        "102,bob,500.00,2026-11-28\n"
+        "101,alice,10.54,2026-11-28\n"
+        "102,bob,500.00,2026-11-28\n"
+        "999,x,1.00,2026-11-28\n"
+        "999,x,1.00,2026-11-28\n"
+    )
+    path = write(tmp_path, text)
+    result = run_cli(
+        monkeypatch, capsys, database_dsn, "reconcile", str(path), "--date", "2026-11-28", "--json"
+    )
+    assert result.code == 1
+    found = result.json()
+    assert found["listed_twice"] == [
+        {
+            "txn_id": "101",
+            "lines": [2, 4],
+            "their_sums": ["10.45", "10.54"],
+            "same_sums": False,
+            "our_sum": "10.45",
+        },
+        {
+            "txn_id": "102",
+            "lines": [3, 5],
+            "their_sums": ["500.00", "500.00"],
+            "same_sums": True,
+            "our_sum": "500.00",
+        },
+        {
+            "txn_id": "999",
+            "lines": [6, 7],
+            "their_sums": ["1.00", "1.00"],
+            "same_sums": True,
+            "our_sum": None,
+        },
+    ]
+    assert [(item["line"], item["their_sum"]) for item in found["different_sums"]] == [(4, "10.54")]
+    assert [item["line"] for item in found["missing_on_our_side"]] == [6, 7]
+    assert found["missing_on_their_side"] == []
+
+
+@pytest.mark.parametrize(
+    ("total", "agrees"),
+    [
+        ("Total: 2 510.45", True),
+        ("Total: 3 510.45", False),
+        ("Total: 2 510.46", False),
+        ("TOTAL:\t2\t510.45", True),
+    ],
+)
+def test_the_total_line_is_checked_against_the_rows(
+    database_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    total: str,
+    agrees: bool,
+) -> None:
+    seed(database_dsn)
+    text = (
+        f"101\t28.11.2026\t09:00:00\talice\t10.45\r\n"
+        f"102\t28.11.2026\t18:30:00\tbob\t500.00\r\n{total}\r\n"
+    )
+    path = write(tmp_path, text, "QIWI_1_202611281.csv")
+    result = reconcile(database_dsn, monkeypatch, capsys, str(path))
+    out = result.out
+    assert result.code == (0 if agrees else 1), out
+    if agrees:
+        assert "total line: agrees" in out
+    else:
+        assert "total line: 1\nline 3: " in out
+        assert "disagrees: the rows above it make 2 / 510.45" in out
+        assert out.rstrip().endswith("result: 1 difference(s) over 2026-11-28")
+
+
+def test_a_standard_registry_without_its_total_line_may_be_cut_short(
+    database_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    seed(database_dsn)
+    text = "101\t28.11.2026\t09:00:00\talice\t10.45\r\n102\t28.11.2026\t18:30:00\tbob\t500.00\r\n"
+    path = write(tmp_path, text, "QIWI_1_202611281.csv")
+    result = reconcile(database_dsn, monkeypatch, capsys, str(path))
+    assert result.code == 1
+    assert "missing: the file does not end with one (cut short?)" in result.out
+
+
+# --- ambiguous numbers ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("first", [True, False], ids=["mark shown first", "mark shown last"])
+@pytest.mark.parametrize(
+    ("other", "ours"),
+    [("10,45", "1.50"), ("10.45", "1500.00")],
+    ids=["comma-decimal file", "point-decimal file"],
+)
+def test_1_500_is_read_by_the_files_own_decimal_mark(
+    database_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    other: str,
+    ours: str,
+    first: bool,
+) -> None:
+    """Wherever the sum that shows the mark comes, before or after ``1,500``."""
+    add_payment(database_dsn, "1", amount="10.45")
+    add_payment(database_dsn, "2", amount=ours)
+    add_payment(database_dsn, "3", amount="7.00")
+    rows = [f"1;42;{other};28.11.2026", '2;42;"1,500";28.11.2026']
+    rows = rows if first else rows[::-1]
+    text = "txn_id;account;sum;date\n" + "\n".join(rows) + "\n3;42;7;28.11.2026\n"
+    path = write(tmp_path, text)
+    result = run_cli(monkeypatch, capsys, database_dsn, "reconcile", str(path), "--json")
+    assert result.code == 0, result.out
+    found = result.json()
+    assert found["decimal_mark"] == ("comma" if "," in other else "point")
+    assert Decimal(found["sum"]) == Decimal("17.45") + Decimal(ours)
+
+
+def test_a_sum_settled_late_is_compared_all_the_same(
+    database_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """1,500 on line 1 is fifteen hundred only once line 3 shows a decimal point: it
+    differs from our 1.50, and the total line counts it."""
+    add_payment(database_dsn, "1", amount="1.50")
+    add_payment(database_dsn, "2", amount="10.45")
+    text = (
+        "txn_id;date;time;account;sum\r\n"
+        "1;28.11.2026;10:00:00;42;1,500\r\n"
+        "2;28.11.2026;11:00:00;42;10.45\r\n"
+        "Итого: 2;;;;1 510.45\r\n"
+    )
+    path = write(tmp_path, text)
+    result = run_cli(monkeypatch, capsys, database_dsn, "reconcile", str(path), "--json")
+    assert result.code == 1, result.out
+    found = result.json()
+    assert [
+        (item["line"], item["our_sum"], item["their_sum"]) for item in found["different_sums"]
+    ] == [(2, "1.50", "1,500")]
+    assert found["total_lines"][0]["agrees"] is True
+
+
+def test_a_sum_that_stays_ambiguous_is_refused_with_its_line(
+    database_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    add_payment(database_dsn, "1", amount="1.50")
+    add_payment(database_dsn, "2", amount="20.00")
+    path = write(tmp_path, "txn_id;account;sum;date\n2;42;20;28.11.2026\n1;42;1.500;28.11.2026\n")
+    refused = run_cli(monkeypatch, capsys, database_dsn, "reconcile", str(path))
+    assert refused.code == 2
+    assert refused.err_lines == [
+        f"qiwi-gw reconcile: {path}: line 3: sum '1.500' could be 1.500 or 1500, and the"
+        " file's other sums do not show whether its decimal mark is a point or a comma;"
+        " declare it (--decimal point|comma)"
+    ]
+    declared = reconcile(database_dsn, monkeypatch, capsys, str(path), "--decimal", "point")
+    assert declared.code == 0, declared.out
+
+
+# --- unreadable files and bad arguments -------------------------------------------------
 
 
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
-        ("", "the file is empty; a header row is needed"),
+        ("", "the file is empty: no header, no payments, no Total line"),
+        ("\r\n\r\n", "the file is empty: no header, no payments, no Total line"),
         ("txn_id,account,amount\n1,a,1.00\n", "line 1: the header has no date column"),
         (
             "txn_id,account,sum,date\n1,a,1.00,2026-11-28\n2,b,ten,2026-11-28\n",
@@ -164,13 +594,26 @@ def test_an_empty_registry_compares_nothing(
             "line 2: 5 fields, the header has 4",
         ),
         ("txn_id,account,sum,date\n,a,1.00,2026-11-28\n", "line 2: txn_id is empty"),
+        ("hello,world\n1,2\n", "line 1: cannot tell the file's layout"),
         (
-            "txn_id,account,sum,date\n\n7,a,1.00,2026-11-28\n7,a,1.00,2026-11-28\n",
-            "line 4: txn_id 7 repeats line 3",
+            "1\t28.11.2026\t12:00:00\t42\t1.00\r\n2\t28.11.2026\t12:00:00\t1.00\r\n",
+            "line 2: 4 field(s); a line of QIWI's standard registry has 5",
+        ),
+        (
+            "1\t28.11.2026\t25:00:00\t42\t1.00\r\n",
+            "line 1: date '28.11.2026 25:00:00' is not a date",
+        ),
+        (
+            "1\t28.11.2026\t12:00:00\t42\t1.00\r\nTotal: one 1.00\r\n",
+            "line 2: the total line's count 'one' is not a number",
+        ),
+        (
+            "1\t28.11.2026\t12:00:00\t42\t1.00\r\nTotal: 1\r\n",
+            "line 2: the Total line reads 'Total: 1', not 'Total: <count> <amount>'",
         ),
     ],
 )
-def test_a_malformed_registry_is_one_line_and_exit_2(
+def test_an_unreadable_registry_is_one_line_and_exit_2(
     database_dsn: str,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -186,6 +629,32 @@ def test_a_malformed_registry_is_one_line_and_exit_2(
     assert result.err_lines[0].startswith(f"qiwi-gw reconcile: {path}: {problem}")
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--date", "2026-11-28", "--from", "2026-11-27"), "--date or --from/--to, not both"),
+        (("--from", "2026-11-27"), "--from and --to go together (for one day: --date)"),
+        (("--from", "2026-11-29", "--to", "2026-11-28"), "--from 2026-11-29 is after --to"),
+        (("--date", "2026-02-30"), "argument --date: '2026-02-30' is not a real date"),
+        (("--decimal", "dot"), "argument --decimal: invalid choice: 'dot'"),
+    ],
+)
+def test_bad_arguments_are_one_line(
+    database_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    args: tuple[str, ...],
+    message: str,
+) -> None:
+    path = write(tmp_path, AGREEING)
+    result = run_cli(monkeypatch, capsys, database_dsn, "reconcile", str(path), *args)
+    assert result.code == 2
+    assert result.out == ""
+    assert len(result.err_lines) == 1
+    assert result.err_lines[0].startswith(f"qiwi-gw reconcile: {message}")
+
+
 def test_a_missing_file_needs_no_database(tmp_path: Path) -> None:
     """The file is read before any database is asked: here there is none at all."""
     result = run_process(
@@ -197,3 +666,64 @@ def test_a_missing_file_needs_no_database(tmp_path: Path) -> None:
     assert result.stderr.splitlines() == [
         f"qiwi-gw reconcile: {tmp_path / 'nope.csv'}: no such file"
     ]
+
+
+def test_a_file_of_no_known_layout_needs_no_database(tmp_path: Path) -> None:
+    """Its encoding and first lines are checked before any database is asked."""
+    path = write(tmp_path, "hello,world\n1,2\n")
+    result = run_process(
+        "reconcile", str(path), env={"DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none"}
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"qiwi-gw reconcile: {path}: line 1: cannot tell the file's")
+
+
+def test_it_only_reads_so_it_runs_on_a_standby(
+    database_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """A hot standby refuses every write, temporary tables included; a database whose
+    transactions are all read-only refuses the same."""
+    seed(database_dsn)
+    name = execute(database_dsn, "SELECT current_database()")[0][0]
+    execute(database_dsn, f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+    path = write(tmp_path, DIFFERING)
+    result = reconcile(database_dsn, monkeypatch, capsys, str(path))
+    assert result.code == 1, result.err
+    assert "result: 4 difference(s)" in result.out
+
+
+def test_every_difference_is_counted_the_first_ones_listed(
+    database_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """A file compared with the wrong database differs on every line: all are counted,
+    the first ones listed (10,000 of each kind; 5 here)."""
+    monkeypatch.setattr(reconciliation, "SHOWN", 5)
+    for number in range(1, 13):
+        add_payment(database_dsn, f"9{number:03d}", txn_date=f"2026-11-28 {number:02d}:00:00")
+    lines = [f"{number}\t28.11.2026\t10:00:00\t42\t1.00\r\n" for number in range(1, 21)]
+    path = write(tmp_path, "".join(lines) + "Total: 20 20.00\r\n", "QIWI_1_202611281.csv")
+    result = run_cli(monkeypatch, capsys, database_dsn, "reconcile", str(path), "--json")
+    assert result.code == 1
+    found = result.json()
+    assert found["counts"]["missing_on_our_side"] == 20
+    assert found["counts"]["missing_on_their_side"] == 12
+    assert found["differences"] == 32
+    assert [item["line"] for item in found["missing_on_our_side"]] == [1, 2, 3, 4, 5]
+    assert [item["txn_id"] for item in found["missing_on_their_side"]] == [
+        "9001",
+        "9002",
+        "9003",
+        "9004",
+        "9005",
+    ]
+    table = run_cli(monkeypatch, capsys, database_dsn, "reconcile", str(path)).out
+    assert (
+        "missing on our side (in the registry, not in qiwi_transaction): 20 (the first 5 listed)"
+    ) in table
+    assert table.rstrip().endswith("result: 32 difference(s) over 2026-11-28")

@@ -1,10 +1,13 @@
-"""``qiwi-gw export --from DATE --to DATE [--format csv|json]``: the payments registry.
+"""``qiwi-gw export --from DATE --to DATE [--format csv|json|qiwi]``: the payments registry.
 
-One row per payment whose ``txn_date`` falls on the days ``--from`` to ``--to``
-(both included). ``txn_date`` is QIWI's own time of the payment, the date QIWI's
-daily registry goes by, so the two line up day for day; ``created_at`` (our
-storing time, UTC) is in the rows too. Rows stream from a cursor through the
-``txn_date`` index, so a month of payments never sits in memory.
+One row per payment of QIWI's days ``--from`` to ``--to`` (both included), by
+QIWI's own time of the payment (Moscow time), the time QIWI's daily registry goes
+by, so the two line up day for day: ``txn_date`` as QIWI sent it, or, for rows the
+original image stored without one, ``created_at`` in Moscow time (see
+``store.registry``). ``created_at`` (our storing time, UTC) is in the CSV and JSON
+rows too. ``--format qiwi`` writes QIWI's standard registry layout, Total line
+included. Rows stream from a cursor through the ``txn_date`` index, so a month of
+payments never sits in memory.
 """
 
 from __future__ import annotations
@@ -23,21 +26,25 @@ from functools import partial
 import asyncpg
 
 from qiwi_gw.ops import output
-from qiwi_gw.ops.arguments import Commands, day_range, iso_date
+from qiwi_gw.ops.arguments import Commands, iso_date
 from qiwi_gw.ops.common import BadArgumentError, Job
+from qiwi_gw.ops.registry import EXPORT_COLUMNS, standard_line, standard_total
 from qiwi_gw.settings import Settings
-from qiwi_gw.store import transactions
+from qiwi_gw.store import registry as store
 
-COLUMNS = ("txn_id", "prv_txn", "account", "sum", "txn_date", "created_at", "status")
+COLUMNS = EXPORT_COLUMNS
+FORMATS = ("csv", "json", "qiwi")
 PREFETCH = 1000
 
 
 def add_parser(commands: Commands) -> None:
     parser = commands.add_parser(
         "export",
-        help="payments by QIWI's date, CSV or JSON, for reconciliation",
-        description="Payments whose txn_date (QIWI's date) falls on the days --from to --to, "
-        "both included: " + ", ".join(COLUMNS) + ". created_at is UTC.",
+        help="payments by QIWI's date, CSV, JSON or QIWI's registry layout, for reconciliation",
+        description="Payments of QIWI's (Moscow) days --from to --to, both included: "
+        + ", ".join(COLUMNS)
+        + ". created_at is UTC. --format qiwi: QIWI's standard registry (tab-separated "
+        "txn_id, date, time, account, sum; a Total line).",
     )
     parser.add_argument(
         "--from", dest="first", type=iso_date, required=True, metavar="DATE", help="YYYY-MM-DD"
@@ -50,7 +57,7 @@ def add_parser(commands: Commands) -> None:
         metavar="DATE",
         help="YYYY-MM-DD, included",
     )
-    parser.add_argument("--format", choices=("csv", "json"), default="csv", help="default: csv")
+    parser.add_argument("--format", choices=FORMATS, default="csv", help="default: csv")
     parser.add_argument("--json", action="store_true", help="the same as --format json")
     parser.set_defaults(prepare=prepare)
 
@@ -59,7 +66,7 @@ def prepare(args: argparse.Namespace) -> Job:
     if args.first > args.last:
         raise BadArgumentError(f"--from {args.first} is after --to {args.last}")
     return partial(
-        run, first=args.first, last=args.last, as_json=args.json or args.format == "json"
+        run, first=args.first, last=args.last, layout="json" if args.json else args.format
     )
 
 
@@ -104,10 +111,9 @@ async def rows(
 
     Close it (``contextlib.aclosing``) when stopping early, so its transaction ends.
     """
-    start, end = day_range(first, last)
     # A cursor lives in a transaction; REPEATABLE READ makes the export one snapshot.
     async with connection.transaction(isolation="repeatable_read", readonly=True):
-        cursor = connection.cursor(transactions.SELECT_REGISTRY, start, end, prefetch=PREFETCH)
+        cursor = store.registry_cursor(connection, store.Days(first, last), PREFETCH)
         async for record in cursor:
             yield ExportRow(*record)
 
@@ -118,7 +124,7 @@ async def run(
     *,
     first: date,
     last: date,
-    as_json: bool,
+    layout: str,
 ) -> int:
     # Written a chunk at a time: with PYTHONUNBUFFERED (the container sets it) every
     # write to stdout is a system call, and one per row made a million-row export crawl.
@@ -126,14 +132,17 @@ async def run(
     writer = csv.writer(chunk, lineterminator="\n")
     count = 0
     total = Decimal(0)
+    as_json = layout == "json"
     if as_json:
         chunk.write("[")
-    else:
+    elif layout == "csv":
         writer.writerow(COLUMNS)
     async for row in rows(connection, first, last):
         if as_json:
             item = json.dumps(row.as_json_object(), ensure_ascii=False)
             chunk.write(("\n  " if count == 0 else ",\n  ") + item)
+        elif layout == "qiwi":
+            chunk.write(standard_line(row.code, row.txn_date, row.account, output.money(row.sum)))
         else:
             writer.writerow(row.cells())
         count += 1
@@ -142,6 +151,8 @@ async def run(
             _flush(chunk)
     if as_json:
         chunk.write("\n]\n" if count else "]\n")
+    elif layout == "qiwi":
+        chunk.write(standard_total(count, output.money(total)))
     _flush(chunk)
     print(
         f"qiwi-gw export: {count:,} payment(s), sum {output.money(total)},"

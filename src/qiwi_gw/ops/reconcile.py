@@ -1,249 +1,365 @@
-"""``qiwi-gw reconcile FILE``: compare QIWI's registry with ``qiwi_transaction``.
+"""``qiwi-gw reconcile FILE [--date DAY | --from DAY --to DAY]``: QIWI's registry
+against ``qiwi_transaction``.
 
-Over the days the registry covers (its first to its last date, by ``txn_date``,
-QIWI's date of the payment) it lists the payments missing on our side, those
-missing on theirs, and those whose sum (or account) differs. Exit code 0 when
-the two agree, 1 when they differ, 2 when the file cannot be read. See
-``registry`` for the columns accepted.
+The file is read and checked before any database is asked (``registry``); the
+comparison and its rules are ``reconciliation``'s; this module prints the result,
+as a table or as JSON. Exit code 0 when the two agree, 1 when they differ, 2 when
+the file cannot be read or no period can be had.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 
 from qiwi_gw.ops import output, registry
-from qiwi_gw.ops.arguments import Commands, day_range
-from qiwi_gw.ops.common import Job
-from qiwi_gw.ops.registry import Registry, RegistryRow
+from qiwi_gw.ops.arguments import Commands, iso_date
+from qiwi_gw.ops.common import BadArgumentError, Job
+from qiwi_gw.ops.reconciliation import (
+    DECLARED,
+    FILE_NAME,
+    Found,
+    Mismatch,
+    OurPayment,
+    Period,
+    Reconciliation,
+    Repeat,
+    compare,
+)
+from qiwi_gw.ops.registry import RegistryRow, Scan, TotalCheck
+from qiwi_gw.ops.registry_fields import COMMA, POINT
 from qiwi_gw.settings import Settings
-from qiwi_gw.store import transactions
 
 T = TypeVar("T")
+
+DECIMAL_MARKS = {"point": POINT, "comma": COMMA}
+TITLES = {
+    "missing_ours": "missing on our side (in the registry, not in qiwi_transaction)",
+    "missing_theirs": "missing on their side (in qiwi_transaction, not in the registry)",
+    "different_sums": "different sums",
+    "different_accounts": "different accounts",
+    "repeated": "listed twice (one txn_id on several lines)",
+    "odd_sums": "sums with more than two decimals",
+    "totals": "total line",
+}
 
 
 def add_parser(commands: Commands) -> None:
     parser = commands.add_parser(
         "reconcile",
-        help="compare QIWI's registry (CSV) with the table",
-        description="Compare QIWI's registry FILE (CSV with a header: txn_id, account, sum, "
-        "date; comma, semicolon or tab) with qiwi_transaction over the days it covers. "
-        "Exit 0: they agree; 1: they differ; 2: the file is malformed.",
+        help="compare QIWI's registry file with the table",
+        description="Compare QIWI's registry FILE (its standard tab-separated registry, its "
+        "payments report, or CSV with a header) with qiwi_transaction over a period of QIWI's "
+        "(Moscow) days: the one declared, else the day in QIWI's file name "
+        "(QIWI_<service>_YYYYMMDDn.csv), else the rows' dates. "
+        "Exit 0: they agree; 1: they differ; 2: the file cannot be read.",
     )
-    parser.add_argument("file", metavar="FILE", type=Path, help="QIWI's registry, CSV")
+    parser.add_argument("file", metavar="FILE", type=Path, help="QIWI's registry")
+    parser.add_argument("--date", type=iso_date, metavar="DAY", help="the day to compare")
+    parser.add_argument(
+        "--from", dest="first", type=iso_date, metavar="DAY", help="the first day to compare"
+    )
+    parser.add_argument(
+        "--to", dest="last", type=iso_date, metavar="DAY", help="the last day, included"
+    )
+    parser.add_argument(
+        "--decimal",
+        choices=tuple(DECIMAL_MARKS),
+        help="the file's decimal mark, for sums such as 1,500 its other sums do not settle",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(prepare=prepare)
 
 
+def declared_period(args: argparse.Namespace) -> Period | None:
+    if args.date is not None:
+        if args.first is not None or args.last is not None:
+            raise BadArgumentError("--date or --from/--to, not both")
+        return Period(args.date, args.date, DECLARED)
+    if (args.first is None) != (args.last is None):
+        raise BadArgumentError("--from and --to go together (for one day: --date)")
+    if args.first is None:
+        return None
+    if args.first > args.last:
+        raise BadArgumentError(f"--from {args.first} is after --to {args.last}")
+    return Period(args.first, args.last, DECLARED)
+
+
 def prepare(args: argparse.Namespace) -> Job:
-    return partial(run, theirs=registry.read(args.file), as_json=args.json)
-
-
-@dataclass(frozen=True)
-class Difference:
-    theirs: RegistryRow
-    ours: asyncpg.Record
-
-
-@dataclass(frozen=True)
-class Comparison:
-    theirs: Registry
-    ours_in_days: int
-    missing_ours: list[RegistryRow]
-    missing_theirs: list[asyncpg.Record]
-    different_sums: list[Difference]
-    different_accounts: list[Difference]
-
-    @property
-    def agree(self) -> bool:
-        return not (
-            self.missing_ours
-            or self.missing_theirs
-            or self.different_sums
-            or self.different_accounts
-        )
-
-
-async def compare(connection: asyncpg.Connection, theirs: Registry) -> Comparison:
-    start, end = day_range(theirs.first_date, theirs.last_date)
-    codes = [row.txn_id for row in theirs.rows]
-    async with connection.transaction(isolation="repeatable_read", readonly=True):
-        found = {
-            record["code"]: record
-            for record in await transactions.registry_by_codes(connection, codes)
-        }
-        in_days = await transactions.registry(connection, start, end)
-    listed = set(codes)
-    both = [Difference(row, found[row.txn_id]) for row in theirs.rows if row.txn_id in found]
-    return Comparison(
-        theirs=theirs,
-        ours_in_days=len(in_days),
-        missing_ours=[row for row in theirs.rows if row.txn_id not in found],
-        missing_theirs=[record for record in in_days if record["code"] not in listed],
-        different_sums=[pair for pair in both if pair.theirs.sum != pair.ours["sum"]],
-        different_accounts=[pair for pair in both if pair.theirs.account != pair.ours["account"]],
-    )
+    """The file's encoding and layout are checked here, before the database is asked;
+    its lines as they are compared."""
+    declared = declared_period(args)
+    mark = DECIMAL_MARKS[args.decimal] if args.decimal else None
+    scanned = registry.scan(registry.Source.from_path(args.file), mark)
+    return partial(run, scanned=scanned, declared=declared, as_json=args.json)
 
 
 async def run(
-    connection: asyncpg.Connection, settings: Settings, *, theirs: Registry, as_json: bool
+    connection: asyncpg.Connection,
+    settings: Settings,
+    *,
+    scanned: Scan,
+    declared: Period | None,
+    as_json: bool,
 ) -> int:
-    if not theirs.rows:
-        message = f"{theirs.path}: the registry lists no payments: nothing to compare"
-        print(
-            output.to_json({"registry": str(theirs.path), "rows": 0, "agree": True})
-            if as_json
-            else message
+    result = await compare(scanned, declared, connection)
+    print(output.to_json(as_json_object(result)) if as_json else render(result))
+    return 0 if result.agree else 1
+
+
+# --- the table ---------------------------------------------------------------------
+
+
+def describe_period(period: Period) -> str:
+    if period.origin == DECLARED:
+        return f"{period} (declared)"
+    if period.origin == FILE_NAME:
+        return f"{period} (the day in the file's name)"
+    return f"{period} (the rows' dates: no period declared, no day in the file's name)"
+
+
+def render(result: Reconciliation) -> str:
+    """The result as the CLI prints it: a summary, then one section per kind of difference."""
+    summary = [
+        ("registry", f"{result.source}: {result.layout.title}"),
+        ("payments", f"{result.rows:,} listed, sum {result.amount}"),
+        ("period", describe_period(result.period)),
+        ("ours", f"{result.ours:,} payment(s) in the period, sum {result.our_amount}"),
+    ]
+    if result.skipped:
+        skipped = ", ".join(f"{count:,} {kind}" for kind, count in sorted(result.skipped.items()))
+        summary.append(("skipped", f"{skipped} (not payments)"))
+    outside = result.outside_period
+    if outside.count:
+        lines = ", ".join(str(row.line) for row in outside.items)
+        more = ", ..." if outside.cut else ""
+        summary.append(
+            (
+                "outside",
+                f"{outside.count:,} listed payment(s) dated outside the period"
+                f" (line {lines}{more}), compared by txn_id all the same",
+            )
         )
-        return 0
-    comparison = await compare(connection, theirs)
-    print(output.to_json(as_json_object(comparison)) if as_json else render(comparison))
-    return 0 if comparison.agree else 1
-
-
-def render(comparison: Comparison) -> str:
-    theirs = comparison.theirs
-    days = f"{theirs.first_date} to {theirs.last_date}"
+    if not result.accounts_compared:
+        summary.append(("accounts", "not compared: the file has no account column"))
     parts = [
-        output.fields(
-            [
-                ("registry", f"{theirs.path}: {len(theirs.rows):,} payment(s), dates {days}"),
-                ("ours", f"{comparison.ours_in_days:,} payment(s) with txn_date {days}"),
-            ]
-        ),
+        output.fields(summary),
         _section(
-            "missing on our side (in the registry, not in qiwi_transaction)",
-            comparison.missing_ours,
+            TITLES["missing_ours"],
+            result.missing_ours,
             ["line", "txn_id", "account", "sum", "date"],
-            lambda row: [
-                str(row.line),
-                row.txn_id,
-                row.account,
-                output.money(row.sum),
-                str(row.date),
-            ],
+            lambda row: [str(row.line), row.txn_id, row.account or "-", row.sum_text, row.when],
             right={0, 3},
         ),
         _section(
-            "missing on their side (in qiwi_transaction, not in the registry)",
-            comparison.missing_theirs,
-            ["txn_id", "prv_txn", "account", "sum", "txn_date"],
-            lambda record: [
-                record["code"],
-                str(record["id"]),
-                record["account"],
-                output.money(record["sum"]),
-                output.local(record["txn_date"]),
+            TITLES["missing_theirs"],
+            result.missing_theirs,
+            ["txn_id", "prv_txn", "account", "sum", "QIWI time"],
+            lambda ours: [
+                ours.txn_id,
+                str(ours.prv_txn),
+                ours.account,
+                ours.sum_text,
+                output.local(ours.qiwi_time),
             ],
             right={1, 3},
         ),
         _section(
-            "different sums",
-            comparison.different_sums,
+            TITLES["different_sums"],
+            result.different_sums,
             ["line", "txn_id", "prv_txn", "our sum", "their sum"],
             lambda pair: [
                 str(pair.theirs.line),
                 pair.theirs.txn_id,
-                str(pair.ours["id"]),
-                output.money(pair.ours["sum"]),
-                output.money(pair.theirs.sum),
+                str(pair.ours.prv_txn),
+                pair.ours.sum_text,
+                pair.theirs.sum_text,
             ],
             right={0, 2, 3, 4},
         ),
+    ]
+    if result.accounts_compared:
+        parts.append(
+            _section(
+                TITLES["different_accounts"],
+                result.different_accounts,
+                ["line", "txn_id", "prv_txn", "our account", "their account"],
+                lambda pair: [
+                    str(pair.theirs.line),
+                    pair.theirs.txn_id,
+                    str(pair.ours.prv_txn),
+                    pair.ours.account,
+                    pair.theirs.account or "-",
+                ],
+                right={0, 2},
+            )
+        )
+    parts += [
         _section(
-            "different accounts",
-            comparison.different_accounts,
-            ["line", "txn_id", "prv_txn", "our account", "their account"],
-            lambda pair: [
-                str(pair.theirs.line),
-                pair.theirs.txn_id,
-                str(pair.ours["id"]),
-                pair.ours["account"],
-                pair.theirs.account,
+            TITLES["repeated"],
+            result.repeated,
+            ["txn_id", "lines", "their sums", "our sum"],
+            lambda repeat: [
+                repeat.txn_id,
+                ", ".join(str(row.line) for row in repeat.rows),
+                ", ".join(row.sum_text for row in repeat.rows)
+                + ("" if repeat.same_sums else " (different)"),
+                repeat.ours.sum_text if repeat.ours else "not ours",
             ],
+            right=set(),
+        ),
+        _section(
+            TITLES["odd_sums"],
+            result.odd_sums,
+            ["line", "txn_id", "sum"],
+            lambda row: [str(row.line), row.txn_id, row.sum_text],
             right={0, 2},
         ),
+        _totals(result.totals),
+        _verdict(result),
     ]
-    if comparison.agree:
-        parts.append("result: the registry and qiwi_transaction agree")
-    else:
-        count = (
-            len(comparison.missing_ours)
-            + len(comparison.missing_theirs)
-            + len(comparison.different_sums)
-            + len(comparison.different_accounts)
-        )
-        parts.append(f"result: {count} difference(s)")
-    return "\n\n".join(parts)
+    return "\n\n".join(part for part in parts if part)
+
+
+def _verdict(result: Reconciliation) -> str:
+    if result.agree:
+        return f"result: the registry and qiwi_transaction agree over {result.period}"
+    return f"result: {result.differences:,} difference(s) over {result.period}"
+
+
+def _totals(totals: Sequence[TotalCheck]) -> str:
+    if not totals:
+        return ""
+    lines = []
+    for total in totals:
+        made = f"the rows above it make {total.counted:,} / {total.summed}"
+        if total.line is None:
+            lines.append(f"missing: the file does not end with one (cut short?); {made}")
+        elif total.agrees:
+            lines.append(f"line {total.line}: {total.text!r} agrees with the rows above it")
+        else:
+            lines.append(f"line {total.line}: {total.text!r} disagrees: {made}")
+    bad = sum(1 for total in totals if not total.agrees)
+    title = f"{TITLES['totals']}: {bad}" if bad else f"{TITLES['totals']}: agrees"
+    return title + "\n" + "\n".join(lines)
 
 
 def _section(
     title: str,
-    items: list[T],
+    found: Found[T],
     headers: list[str],
     cells: Callable[[T], list[str]],
     right: set[int],
 ) -> str:
-    if not items:
+    if not found.count:
         return f"{title}: none"
-    return f"{title}: {len(items)}\n" + output.table(
-        headers, [cells(item) for item in items], right
+    shown = f" (the first {len(found.items):,} listed)" if found.cut else ""
+    return f"{title}: {found.count:,}{shown}\n" + output.table(
+        headers, [cells(item) for item in found.items], right
     )
 
 
-def as_json_object(comparison: Comparison) -> dict[str, object]:
-    theirs = comparison.theirs
+# --- JSON ----------------------------------------------------------------------------
+
+
+def as_json_object(result: Reconciliation) -> dict[str, object]:
+    """The result for programs. Sums are strings, exactly as each side writes them."""
+    kinds: dict[str, Found[Any]] = {
+        "missing_on_our_side": result.missing_ours,
+        "missing_on_their_side": result.missing_theirs,
+        "different_sums": result.different_sums,
+        "different_accounts": result.different_accounts,
+        "listed_twice": result.repeated,
+        "sums_with_more_than_two_decimals": result.odd_sums,
+    }
     return {
-        "registry": str(theirs.path),
-        "rows": len(theirs.rows),
-        "first_date": theirs.first_date.isoformat(),
-        "last_date": theirs.last_date.isoformat(),
-        "ours_in_days": comparison.ours_in_days,
-        "agree": comparison.agree,
-        "missing_on_our_side": [
-            {
-                "line": row.line,
-                "txn_id": row.txn_id,
-                "account": row.account,
-                "sum": output.money(row.sum),
-                "date": row.date.isoformat(),
-            }
-            for row in comparison.missing_ours
-        ],
-        "missing_on_their_side": [
-            {
-                "txn_id": record["code"],
-                "prv_txn": record["id"],
-                "account": record["account"],
-                "sum": output.money(record["sum"]),
-                "txn_date": output.iso_local(record["txn_date"]),
-            }
-            for record in comparison.missing_theirs
-        ],
-        "different_sums": [
-            {
-                "line": pair.theirs.line,
-                "txn_id": pair.theirs.txn_id,
-                "prv_txn": pair.ours["id"],
-                "our_sum": output.money(pair.ours["sum"]),
-                "their_sum": output.money(pair.theirs.sum),
-            }
-            for pair in comparison.different_sums
-        ],
+        "registry": result.source,
+        "layout": result.layout.key,
+        "layout_title": result.layout.title,
+        "encoding": result.encoding,
+        "decimal_mark": registry.describe_mark(result.decimal_mark),
+        "rows": result.rows,
+        "sum": str(result.amount),
+        "skipped": result.skipped,
+        "first_date": result.period.first.isoformat(),
+        "last_date": result.period.last.isoformat(),
+        "period_from": result.period.origin,
+        "ours_in_period": result.ours,
+        "our_sum": str(result.our_amount),
+        "accounts_compared": result.accounts_compared,
+        "dated_outside_period": result.outside_period.count,
+        "agree": result.agree,
+        "differences": result.differences,
+        # Every difference is counted; each list holds the first 10,000 of its kind.
+        "counts": {key: found.count for key, found in kinds.items()},
+        "missing_on_our_side": [_their_row(row) for row in result.missing_ours.items],
+        "missing_on_their_side": [_our_payment(ours) for ours in result.missing_theirs.items],
+        "different_sums": [_mismatch(pair, "sum") for pair in result.different_sums.items],
         "different_accounts": [
-            {
-                "line": pair.theirs.line,
-                "txn_id": pair.theirs.txn_id,
-                "prv_txn": pair.ours["id"],
-                "our_account": pair.ours["account"],
-                "their_account": pair.theirs.account,
-            }
-            for pair in comparison.different_accounts
+            _mismatch(pair, "account") for pair in result.different_accounts.items
         ],
+        "listed_twice": [_repeat(repeat) for repeat in result.repeated.items],
+        "sums_with_more_than_two_decimals": [_their_row(row) for row in result.odd_sums.items],
+        "total_lines": [_total(total) for total in result.totals],
+    }
+
+
+def _their_row(row: RegistryRow) -> dict[str, object]:
+    return {
+        "line": row.line,
+        "txn_id": row.txn_id,
+        "account": row.account,
+        "sum": row.sum_text,
+        "date": row.day.isoformat(),
+        "written": row.when,
+    }
+
+
+def _our_payment(ours: OurPayment) -> dict[str, object]:
+    return {
+        "txn_id": ours.txn_id,
+        "prv_txn": ours.prv_txn,
+        "account": ours.account,
+        "sum": ours.sum_text,
+        "qiwi_time": output.iso_local(ours.qiwi_time),
+        "status": ours.status,
+    }
+
+
+def _mismatch(pair: Mismatch, what: str) -> dict[str, object]:
+    ours = pair.ours.sum_text if what == "sum" else pair.ours.account
+    theirs = pair.theirs.sum_text if what == "sum" else pair.theirs.account
+    return {
+        "line": pair.theirs.line,
+        "txn_id": pair.theirs.txn_id,
+        "prv_txn": pair.ours.prv_txn,
+        f"our_{what}": ours,
+        f"their_{what}": theirs,
+    }
+
+
+def _repeat(repeat: Repeat) -> dict[str, object]:
+    return {
+        "txn_id": repeat.txn_id,
+        "lines": [row.line for row in repeat.rows],
+        "their_sums": [row.sum_text for row in repeat.rows],
+        "same_sums": repeat.same_sums,
+        "our_sum": repeat.ours.sum_text if repeat.ours else None,
+    }
+
+
+def _total(total: TotalCheck) -> dict[str, object]:
+    return {
+        "line": total.line,
+        "text": total.text,
+        "count": total.count,
+        "amount": total.amount_text,
+        "rows_above": total.counted,
+        "sum_above": str(total.summed),
+        "agrees": total.agrees,
     }

@@ -1,0 +1,132 @@
+"""One cell of QIWI's registry: a sum, or a date and time read as QIWI's (Moscow) day.
+
+Sums: spaces between thousands are dropped; a dot or a comma may be the decimal
+mark. Most spellings say which mark is the decimal one (``10,45``, ``1,234.56``,
+``1.234.567``); ``1,500`` and ``1.500`` do not (one and a half, or fifteen
+hundred), so ``read_sum`` leaves those to the file's convention.
+
+Dates: ``YYYY-MM-DD``, ``DD.MM.YYYY``, ``YYYYMMDD`` (or ``YYYYMMDDHHMMSS``), each
+with or without a time (``9:59``, ``09:59:00``), with or without a zone (``Z``,
+``UTC``, ``+03:00``, ``-0500``, ``MSK``). Without one the time is Moscow time, as
+QIWI writes it; with one it is converted to Moscow time before its day is taken.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
+
+from qiwi_gw.store.registry import QIWI_ZONE
+
+POINT = "."
+COMMA = ","
+MARK_NAMES = {POINT: "point", COMMA: "comma"}
+
+_DROPPED = str.maketrans("", "", " \u00a0\u202f\u2009'")
+_PLAIN = re.compile(r"[+-]?\d+(?:\.\d{1,2})?")
+_ONE_MARK = re.compile(r"([+-]?)(\d+)([.,])(\d+)")
+_GROUPED = re.compile(r"([+-]?)(\d{1,3})([.,])(\d{3}(?:\3\d{3})*)(?:([.,])(\d+))?")
+_CENT = Decimal("0.01")
+
+
+@dataclass(frozen=True, slots=True)
+class SumReading:
+    """A sum as read: ``value`` is None when only the file's decimal mark can say."""
+
+    value: Decimal | None
+    # The decimal mark this spelling shows (``10,45`` shows a comma), if it shows one.
+    shows: str | None = None
+
+
+def read_sum(raw: str, decimal_mark: str | None) -> SumReading | None:
+    """The amount ``raw`` spells, or None when it is not an amount.
+
+    ``decimal_mark`` (``POINT``, ``COMMA`` or None) settles ``1,500`` / ``1.500``.
+    """
+    text = raw.translate(_DROPPED)
+    if _PLAIN.fullmatch(text):
+        return SumReading(Decimal(text), POINT if POINT in text else None)
+    match = _ONE_MARK.fullmatch(text)
+    if match:
+        sign, whole, mark, fraction = match.groups()
+        if len(fraction) != 3 or len(whole) > 3 or whole.startswith("0"):
+            # Thousands come in groups of three after one to three leading digits.
+            return SumReading(Decimal(f"{sign}{whole}.{fraction}"), mark)
+        if decimal_mark is None:
+            return SumReading(None)
+        if mark == decimal_mark:
+            return SumReading(Decimal(f"{sign}{whole}.{fraction}"))
+        return SumReading(Decimal(f"{sign}{whole}{fraction}"))
+    match = _GROUPED.fullmatch(text)
+    if match:
+        sign, lead, group_mark, groups, mark, fraction = match.groups()
+        digits = sign + lead + groups.replace(group_mark, "")
+        if mark is None:
+            return SumReading(Decimal(digits), COMMA if group_mark == POINT else POINT)
+        if mark != group_mark:
+            return SumReading(Decimal(f"{digits}.{fraction}"), mark)
+    return None
+
+
+def whole_kopecks(value: Decimal) -> bool:
+    """False for a sum with a non-zero third decimal or beyond (``500.004``)."""
+    return value == value.quantize(_CENT)
+
+
+_WHEN = re.compile(
+    r"(?:(\d{4})-(\d{1,2})-(\d{1,2})|(\d{1,2})\.(\d{1,2})\.(\d{4})|(\d{4})(\d{2})(\d{2}))"
+    r"(?:[ T]*(\d{1,2}):?(\d{2})(?::?(\d{2})(?:[.,]\d+)?)?)?"
+    r"\s*(Z|UTC|GMT|MSK|[+-]\d{2}(?::?\d{2})?)?",
+    re.IGNORECASE,
+)
+
+
+class DayReader:
+    """Dates as QIWI's days; the same text is parsed once (a registry repeats its days)."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, date | None] = {}
+
+    def day(self, text: str) -> date | None:
+        """QIWI's (Moscow) day of ``text``, or None when it is not a date."""
+        if text in self._known:
+            return self._known[text]
+        found = _read_day(text.strip())
+        if len(self._known) < 100_000:
+            self._known[text] = found
+        return found
+
+
+def _read_day(text: str) -> date | None:
+    match = _WHEN.fullmatch(text)
+    if match is None:
+        return None
+    (y1, m1, d1, d2, m2, y2, y3, m3, d3, hours, minutes, seconds, zone) = match.groups()
+    try:
+        if y1 is not None:
+            day = date(int(y1), int(m1), int(d1))
+        elif y2 is not None:
+            day = date(int(y2), int(m2), int(d2))
+        else:
+            day = date(int(y3), int(m3), int(d3))
+    except ValueError:
+        return None
+    if hours is not None and (int(hours) > 23 or int(minutes) > 59 or int(seconds or 0) > 59):
+        return None
+    if zone is None or zone.upper() == "MSK":
+        return day  # Moscow time already
+    moment = datetime(
+        day.year, day.month, day.day, int(hours or 0), int(minutes or 0), int(seconds or 0)
+    )
+    return moment.replace(tzinfo=_zone(zone)).astimezone(QIWI_ZONE).date()
+
+
+def _zone(text: str) -> timezone:
+    if text.upper() in ("Z", "UTC", "GMT"):
+        return UTC
+    sign = -1 if text[0] == "-" else 1
+    digits = text[1:].replace(":", "")
+    offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:] or 0))
+    return timezone(sign * offset)
