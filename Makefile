@@ -98,7 +98,7 @@ $(BENCH_STAMP): $(STAMP)
 	touch $(BENCH_STAMP)
 
 ## benchmarks with same-run baselines; writes bench/results.md and bench/results.json
-bench: $(BENCH_STAMP) bench-capacity
+bench: $(BENCH_STAMP) bench-capacity bench-reconcile
 	$(BIN)/python -m bench.run $(ARGS)
 
 ## CPU seconds and WAL bytes per payment, gateway and PostgreSQL (3 runs at 2 load levels);
@@ -106,6 +106,12 @@ bench: $(BENCH_STAMP) bench-capacity
 .PHONY: bench-capacity
 bench-capacity: $(STAMP)
 	$(BIN)/python -m bench.capacity --write docs/scaling.md $(CAPACITY_ARGS)
+
+## reconcile of a 1,000,000-line registry: wall time and peak RSS (docs/reconciliation.md).
+## RECONCILE_ARGS go to bench/reconcile.py, e.g. RECONCILE_ARGS="--repeat 3 --before <commit>".
+.PHONY: bench-reconcile
+bench-reconcile: $(STAMP)
+	$(BIN)/python -m bench.reconcile $(RECONCILE_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
