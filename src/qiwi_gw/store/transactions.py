@@ -442,21 +442,6 @@ RETURNING id
 # The channel the insert trigger uses; a running gateway wakes and sends at once.
 NOTIFY_DUE = f"SELECT pg_notify({CHANNEL_SQL}, $1) FROM current_schema() AS schema_name"
 
-# QIWI's registry is by QIWI's date, so this one is too: txn_date in [$1, $2).
-# Export streams it through a cursor; reconcile reads it whole.
-SELECT_REGISTRY = """
-SELECT code, id, account, sum, txn_date, created_at, status
-FROM qiwi_transaction
-WHERE txn_date >= $1 AND txn_date < $2
-ORDER BY txn_date, id
-"""
-
-SELECT_REGISTRY_BY_CODES = """
-SELECT code, id, account, sum, txn_date, created_at, status
-FROM qiwi_transaction
-WHERE code = ANY($1::text[])
-"""
-
 
 async def count_up_to(connection: Executor, bound: int) -> int:
     count: int = await connection.fetchval(COUNT_UP_TO, bound)
@@ -509,15 +494,6 @@ async def make_pending_due(connection: Executor, batch: int) -> list[int]:
 
 async def notify_due(connection: Executor, transaction_id: int) -> None:
     await connection.execute(NOTIFY_DUE, str(transaction_id))
-
-
-async def registry(connection: Executor, start: datetime, end: datetime) -> list[Record]:
-    """Payments with ``start <= txn_date < end``, in txn_date order."""
-    return await connection.fetch(SELECT_REGISTRY, start, end)
-
-
-async def registry_by_codes(connection: Executor, codes: Sequence[str]) -> list[Record]:
-    return await connection.fetch(SELECT_REGISTRY_BY_CODES, list(codes))
 
 
 # --- console queries ----------------------------------------------------------
