@@ -57,6 +57,16 @@ FROM generate_series(1, 6000) AS g,
 """
 
 
+# QIWI's file for 2026-11-29: two of ours (one with another sum), one we never saw;
+# the hostile account's payment is missing from it.
+REGISTRY = (
+    b"txn_id;account;sum;date\n"
+    b"1234567;4100-1234;10.00;2026-11-29 12:00:00\n"
+    b"1234568;4100-5678;205.00;2026-11-29 12:00:00\n"
+    b"7654321;4100-9999;15.00;2026-11-29 12:30:00\n"
+)
+
+
 @pytest.fixture
 def screenshots(tmp_path: Path) -> Path:
     """docs/img when asked (to refresh the operating docs), else a temporary folder."""
@@ -157,6 +167,18 @@ async def test_an_operator_finds_a_payment_and_resends_it(
         await page.goto(f"{base}/")
         assert dialogs == []
         assert errors == []
+
+        # QIWI's registry uploaded: the differences, by reconcile's rules.
+        await page.goto(f"{base}/registry")
+        await page.set_input_files(
+            "input[name=file]",
+            {"name": "registry-2026-11-29.csv", "mimeType": "text/csv", "buffer": REGISTRY},
+        )
+        await page.click("button:has-text('Compare')")
+        result = await page.locator("#reconciliation").inner_text()
+        assert "difference(s)" in result
+        assert "7654321" in result  # missing on our side
+        await page.screenshot(path=str(screenshots / "console-registry.png"), full_page=True)
 
         # A phone: nothing wider than the screen (tables scroll inside their box).
         phone = await (await browser.new_context(viewport=PHONE)).new_page()

@@ -54,6 +54,7 @@ def create_console_app(settings: Settings, dsn: str, gateway: web.Application) -
     router.add_get("/pending/resend", pending.confirm_resend_all)
     router.add_post("/pending/resend", pending.do_resend_all)
     router.add_get("/registry", registry.registry)
+    router.add_post("/registry", registry.compare)
     router.add_get("/registry/export.csv", registry.export_csv)
     router.add_get("/login", login.login_form)
     router.add_post("/login", login.log_in)

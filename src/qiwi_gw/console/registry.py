@@ -1,5 +1,6 @@
 """``/registry``: the registry of a date range as CSV (``qiwi-gw export``'s
-format), and QIWI's registry file compared with the table (``qiwi-gw reconcile``)."""
+format), and QIWI's registry file compared with the table (``qiwi-gw reconcile``,
+the same function)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,18 @@ import csv
 import io
 from contextlib import aclosing
 from datetime import date
+from pathlib import PurePath
 
 from aiohttp import web
 
 from qiwi_gw.console import pages
 from qiwi_gw.console.forms import a_date
-from qiwi_gw.ops import export
+from qiwi_gw.ops import export, reconcile, reconciliation
+from qiwi_gw.ops.common import BadArgumentError
 
+# Rows shown per list of differences: a registry of another day can differ by
+# thousands, which the CLI lists; a page stays readable.
+SHOWN = 500
 # A chunk of CSV sent at a time: one write per row would be a system call each.
 CHUNK_ROWS = 1000
 
@@ -66,3 +72,44 @@ async def export_csv(request: web.Request) -> web.StreamResponse:
     await response.write(chunk.getvalue().encode())
     await response.write_eof()
     return response
+
+
+async def compare(request: web.Request) -> web.Response:
+    """QIWI's registry, uploaded, compared by ``qiwi-gw reconcile``'s rules: the
+    declared days, else the day in the file's name, else the rows' range."""
+    form = await request.post()
+    upload = form.get("file")
+    values = {name: str(form.get(name, "")).strip() for name in ("from", "to")}
+    errors: list[str] = []
+    first, last = _period(values, errors)
+    if (first is None) != (last is None) and not errors:
+        errors.append("from, to: give both days of the period, or neither")
+    if not isinstance(upload, web.FileField) or not upload.filename:
+        errors.append("file: choose QIWI's registry file to compare")
+    if errors or not isinstance(upload, web.FileField):
+        return _registry_page(request, values, errors, status=400)
+    name = PurePath(upload.filename).name[:200]
+    period = None if first is None or last is None else reconciliation.Period(first, last)
+    try:
+        async with pages.connection(request) as connection:
+            result = await reconciliation.reconcile(
+                upload.file.read(), period, connection, name=name
+            )
+    except BadArgumentError as exc:
+        return _registry_page(request, values, [str(exc)], status=400)
+    context = {
+        "values": values,
+        "errors": [],
+        "result": result,
+        "titles": reconcile.TITLES,
+        "period": reconcile.describe_period(result.period),
+        "shown": SHOWN,
+    }
+    return pages.render(request, "registry.html", context)
+
+
+def _registry_page(
+    request: web.Request, values: dict[str, str], errors: list[str], *, status: int
+) -> web.Response:
+    context = {"values": values, "errors": errors, "result": None}
+    return pages.render(request, "registry.html", context, status=status)
