@@ -48,23 +48,28 @@ async def measure(
 def describe(measurement: slices.Measurement) -> list[str]:
     figures = measurement.figures()
     lines = slices.table(figures, measurement.rates)
-    lines.append("")
     for rate in measurement.rates:
+        lines.append("")
         for subject in slices.SUBJECTS:
             mine = [s for s in measurement.slices if s.subject == subject and s.rate == rate]
+            after = [v for s in mine for v in s.after_answer_ms]
             cpu = {
                 who: statistics.median(s.cpu[who] for s in mine)
                 for who in (subject, "receiver", "generator", "machine")
             }
-            lines.append(
-                f"{rate:g}/s {subject}: pay answered p50 "
-                f"{statistics.median(s.answer_ms_p50 for s in mine):.1f} ms; slices' webhook p50 "
+            lines += [
+                f"{rate:g}/s {subject}: pay answered p50"
+                f" {statistics.median(s.answer_ms_p50 for s in mine):.1f} ms; webhook after the"
+                f" answer p50 {slices.median(after):.1f} / p99 {slices.percentile(after, 0.99):.1f}"
+                " ms; each slice's webhook p50 "
                 + ", ".join(f"{slices.median(s.latencies_ms):.1f}" for s in mine)
-                + " ms; generator late by up to "
-                + f"{max(s.lag_ms_max for s in mine):.1f} ms; CPU % of a core: {subject} "
-                + f"{cpu[subject]:.0f}, receiver {cpu['receiver']:.0f}, generator "
-                + f"{cpu['generator']:.0f}; machine busy {cpu['machine']:.0f}% of all cores"
-            )
+                + " ms",
+                f"    CPU, % of a core: {subject} {cpu[subject]:.0f}, receiver"
+                f" {cpu['receiver']:.0f}, generator {cpu['generator']:.0f} (late by up to"
+                f" {max(s.lag_ms_max for s in mine):.1f} ms); machine busy"
+                f" {cpu['machine']:.0f}% of all cores",
+            ]
+    lines.append("")
     trouble = figures["latency_not_zero_answers"] + figures["latency_missing_webhooks"]
     if trouble:
         lines.append(
@@ -87,7 +92,9 @@ def main() -> None:
     parser.add_argument(
         "--profile", action="store_true", help="py-spy on the gateway during its slices"
     )
-    parser.add_argument("--dump", type=Path, help="write every slice's latencies here (JSON)")
+    parser.add_argument(
+        "--dump", type=Path, help="write every payment's send time and latency here (JSON)"
+    )
     args = parser.parse_args()
     if args.slices < 1 or args.seconds <= 0 or any(rate <= 0 for rate in args.rates):
         parser.error("--slices, --seconds and --rates must be positive")
@@ -97,7 +104,10 @@ def main() -> None:
     if args.dump is not None:
         args.dump.write_text(
             json.dumps(
-                [{**s.summary(), "latencies_ms": s.latencies_ms} for s in measurement.slices]
+                [
+                    {**s.summary(), "latencies_ms": s.latencies_ms, "sent_at": s.sent_at}
+                    for s in measurement.slices
+                ]
             )
         )
         print(f"latencies: {args.dump}")

@@ -9,6 +9,7 @@ txn_ids are ``first``, ``first + 1``, ... Writes (or prints, without ``--out``) 
 
 - ``sent``: ``{txn_id: time}``, ``time.monotonic()`` just before the request went out
   (CLOCK_MONOTONIC: the receiver's arrival times are on the same clock);
+- ``answered``: ``{txn_id: time}`` when its answer was read, the same clock;
 - ``not_zero``: ``{txn_id: what}`` for every answer that was not ``<result>0</result>``
   (another result, an HTTP status, a connection error), ``not_zero_counts`` by kind;
 - ``answer_ms_p50`` / ``answer_ms_p99``: the pay's own round trip;
@@ -43,6 +44,7 @@ PAY_PARAMS = {"command": "pay", "txn_date": "20261129120000", "account": "42", "
 @dataclass
 class Outcome:
     sent: dict[str, float] = field(default_factory=dict)
+    answered: dict[str, float] = field(default_factory=dict)
     not_zero: dict[str, str] = field(default_factory=dict)
     answer_ms: list[float] = field(default_factory=list)
     lag_ms: list[float] = field(default_factory=list)
@@ -51,6 +53,7 @@ class Outcome:
     def summary(self) -> dict[str, Any]:
         return {
             "sent": self.sent,
+            "answered": self.answered,
             "not_zero": self.not_zero,
             "not_zero_counts": dict(Counter(self.not_zero.values())),
             "answer_ms_p50": percentile(self.answer_ms, 0.50),
@@ -82,7 +85,9 @@ async def one(
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
         outcome.not_zero[key] = f"error: {type(exc).__name__}"
         return
-    outcome.answer_ms.append((time.monotonic() - started) * 1000)
+    answered = time.monotonic()
+    outcome.answered[key] = answered
+    outcome.answer_ms.append((answered - started) * 1000)
     found = _RESULT.search(text)
     if status != 200:
         outcome.not_zero[key] = f"HTTP {status}"

@@ -68,11 +68,16 @@ class Slice:
     number: int
     first_txn: int
     latencies_ms: list[float]
+    # Each payment's send time (monotonic), in the order of latencies_ms.
+    sent_at: list[float]
     # Pays answered other than 0 (by kind), and webhooks that never came.
     not_zero: dict[str, int]
     missing: int
     answer_ms_p50: float
     answer_ms_p99: float
+    # Webhook arrival minus the pay's answer, per payment: the path after the commit
+    # (NOTIFY to POST), apart from the pay's own (to the commit and the answer).
+    after_answer_ms: list[float]
     lag_ms_max: float
     # CPU over the slice, % of one core (the machine's: % of all its cores), to tell
     # a slow path from a machine with no core left to run it.
@@ -91,6 +96,8 @@ class Slice:
             "missing_webhooks": self.missing,
             "answer_ms_p50": self.answer_ms_p50,
             "answer_ms_p99": self.answer_ms_p99,
+            "after_answer_ms_p50": median(self.after_answer_ms),
+            "after_answer_ms_p99": percentile(self.after_answer_ms, 0.99),
             "generator_lag_ms_max": self.lag_ms_max,
             "cpu_percent": self.cpu,
         }
@@ -368,6 +375,7 @@ async def run_slice(
             raise RuntimeError(f"the load generator failed against the {name}")
         sent_report = json.loads(out.read())
     sent: dict[str, float] = sent_report["sent"]
+    answered: dict[str, float] = sent_report["answered"]
     expected = [code for code in sent if code not in sent_report["not_zero"]]
     async with (
         aiohttp.ClientSession() as session,
@@ -384,10 +392,14 @@ async def run_slice(
         number=number,
         first_txn=first,
         latencies_ms=[(arrived[code] - sent[code]) * 1000 for code in arrived],
+        sent_at=[sent[code] for code in arrived],
         not_zero=sent_report["not_zero_counts"],
         missing=len(expected) - len(arrived),
         answer_ms_p50=sent_report["answer_ms_p50"],
         answer_ms_p99=sent_report["answer_ms_p99"],
+        after_answer_ms=[
+            (arrived[code] - answered[code]) * 1000 for code in arrived if code in answered
+        ],
         lag_ms_max=sent_report["lag_ms_max"],
         cpu=cpu,
     )
