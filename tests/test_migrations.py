@@ -35,8 +35,8 @@ def test_stairway(empty_database_dsn: str) -> None:
         "0002.webhook-delivery",
         "0003.operator-indexes",
         "0004.console-indexes",
-        "0004.outage-hold",
         "0005.notify-channel",
+        "0006.outage-hold",
     ]
     for step, migration_id in enumerate(expected, start=1):
         assert migrations.apply(empty_database_dsn, "public", limit=1) == [migration_id]

@@ -325,7 +325,7 @@ class WebhookFailures(logging.Handler):
         self.reached = asyncio.Event()
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.name == "qiwi_gw.dispatcher" and record.getMessage().startswith("webhook failed"):
+        if record.name == "qiwi_gw.dispatcher" and record.getMessage().startswith("webhook down"):
             self.count += 1
             if self.count >= self.wanted:
                 self.reached.set()
@@ -355,7 +355,7 @@ async def test_credentials_are_never_stored_nor_logged(
     # Every path was taken (else "nothing leaked" would prove nothing).
     messages = [record.getMessage() for record in caplog.records]
     assert any(m.startswith("check URL ") and " unreachable" in m for m in messages)
-    assert sum(m.startswith("webhook failed") for m in messages) >= 2
+    assert sum(m.startswith("webhook down") for m in messages) >= 2
     assert sum(m.endswith("Basic authentication failed") for m in messages) == 2
     assert any(m.endswith("not in QIWI_ALLOWED_IPS") for m in messages)
     assert any(m.startswith("database: postgresql://") for m in messages)

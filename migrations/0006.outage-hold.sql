@@ -1,4 +1,4 @@
--- depends: 0003.operator-indexes
+-- depends: 0004.console-indexes 0005.notify-channel
 -- transactional: false
 -- Tells the rows an outage held back from the rows the backend rejected on their
 -- own: when the backend comes back only the former are made due at once, in
