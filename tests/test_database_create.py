@@ -22,7 +22,7 @@ import pytest
 from aiohttp.test_utils import unused_port
 from psycopg import sql
 
-from qiwi_gw import provision, server
+from qiwi_gw import migrations, provision, server
 from qiwi_gw.errors import ConfigError
 from qiwi_gw.provision import connection_problem
 from qiwi_gw.settings import DatabaseSettings, Settings
@@ -103,8 +103,120 @@ def test_creating_a_database_another_process_just_created_is_no_error(
     assert f'database "{name}" was created meanwhile by another process' in caplog.text
 
 
-def test_an_existing_database_is_left_alone(database_dsn: str) -> None:
-    assert provision.create_if_missing(database_dsn) is False
+def test_an_existing_database_is_left_alone(
+    database_dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="qiwi_gw.provision")
+    assert provision.create_if_missing(database_dsn) is True
+    assert caplog.text == ""
+
+
+def test_migrate_finds_the_database_another_process_created_meanwhile(
+    missing_database: str, server_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race between replicas, made certain: told the database does not exist, this one
+    goes to create it, and another replica has done so a moment before. It migrates."""
+    name = urlsplit(missing_database).path.lstrip("/")
+    create = provision.create_if_missing
+
+    def another_replica_first(dsn: str) -> bool:
+        with psycopg.connect(server_dsn, autocommit=True) as rival:
+            rival.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        return create(dsn)
+
+    monkeypatch.setattr(provision, "create_if_missing", another_replica_first)
+    assert server.migrate(missing_database, "public") == migrations.expected_ids()
+
+
+class ReleaseWhenBusy(logging.Handler):
+    """Closes ``holder`` (a session on template1) once the gateway says it is in the way."""
+
+    def __init__(self, holder: psycopg.Connection[tuple[object, ...]]) -> None:
+        super().__init__()
+        self.holder = holder
+        self.seen: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "not created yet" in record.getMessage():
+            self.seen.append(record.getMessage())
+            self.holder.close()
+
+
+def test_creating_waits_while_another_session_is_on_the_template() -> None:
+    """CREATE DATABASE copies template1 and refuses while another session is connected to
+    it (another replica's maintenance session): the gateway tries again, and migrates."""
+    with cluster() as own:
+        primary = own.primary()
+        holder = psycopg.connect(primary.dsn("template1"), autocommit=True)
+        release = ReleaseWhenBusy(holder)
+        release.setLevel(logging.WARNING)
+        logging.getLogger("qiwi_gw.provision").addHandler(release)
+        try:
+            applied = server.migrate(primary.dsn("qiwi_busy"), "public")
+        finally:
+            logging.getLogger("qiwi_gw.provision").removeHandler(release)
+            holder.close()
+    assert applied == migrations.expected_ids()
+    assert len(release.seen) == 1
+    assert 'database "qiwi_busy" not created yet: ' in release.seen[0]
+    assert '"template1" is being accessed by other users' in release.seen[0]
+
+
+async def run_together(count: int, *args: str, env: dict[str, str]) -> list[tuple[int, str]]:
+    """``python -m qiwi_gw ARGS`` ``count`` times at once; each one's exit code and stderr."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("PG_", "QIWI_"))}
+    clean.pop("DATABASE_URL", None)
+
+    async def one() -> tuple[int, str]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "qiwi_gw",
+            *args,
+            env={**clean, **env},
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await process.communicate()
+        assert process.returncode is not None
+        return process.returncode, err.decode()
+
+    async with asyncio.timeout(120):
+        return await asyncio.gather(*(one() for _ in range(count)))
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("maintenance", ["postgres", "template1"])
+async def test_migrates_started_together_on_a_missing_database_all_succeed(
+    maintenance: str,
+) -> None:
+    """Six `migrate`s at once on a missing database (a rollout's init containers): one
+    creates it, the others find it. Where the role may connect to template1 only, each
+    one's session there makes the others' CREATE DATABASE (a copy of template1) fail."""
+    with cluster() as own:
+        primary = own.primary()
+        execute(primary.dsn(), "CREATE ROLE creator LOGIN CREATEDB")
+        if maintenance == "template1":
+            execute(primary.dsn(), "REVOKE CONNECT ON DATABASE postgres FROM PUBLIC")
+        dsn = with_user(primary.dsn("qiwi_race"), "creator")
+        results = await run_together(6, "migrate", env={"DATABASE_URL": dsn})
+        tables = execute(primary.dsn("qiwi_race"), "SELECT count(*) FROM qiwi_transaction")
+    assert [code for code, _ in results] == [0] * 6, [err for _, err in results]
+    creators = [err for _, err in results if 'created database "qiwi_race"' in err]
+    assert len(creators) == 1, [err for _, err in results]
+    assert tables == [(0,)]
+
+
+def test_a_wrong_password_costs_one_failed_login_per_attempt() -> None:
+    """Whether the database is missing is asked only when the server says so: a wrong
+    password is not tried again on the maintenance databases (lockout policies count)."""
+    with cluster() as own:
+        primary = own.primary(password="the-right-password-3")
+        result = run_process("migrate", env={"DATABASE_URL": primary.dsn(password=WRONG_PASSWORD)})
+        log = (primary.pgdata / "log").read_text()
+    assert result.returncode == 1, result.stderr
+    assert 'password authentication failed for user "postgres"' in result.stderr
+    assert log.count("FATAL:  password authentication failed") == 1, log
 
 
 def test_embedded_database_refused_by_settings_built_directly() -> None:

@@ -4,14 +4,25 @@ The original image created ``PG_DATABASE`` at start when it was missing, through
 direct connection (``PG_REAL_HOST``), and operators rely on it. This is synchronous
 psycopg, like the migrations that run right after it.
 
-Whether the database exists is asked of the server (``pg_database``) rather than read
-from the failed connection's message: that message is in the server's language.
+Whether the database is missing is never read from a failed connection's message, which
+is in the server's language: ``probe`` asks for a session through asyncpg, which reads the
+server's SQLSTATE (libpq keeps it to itself), and only ``3D000`` (the database does not
+exist) leads to the maintenance database. A wrong password so costs one failed login per
+attempt, not three, on servers that lock accounts out.
 """
 
 from __future__ import annotations
 
+import asyncio
+import enum
 import logging
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
 
+import asyncpg
 import psycopg
 from psycopg import errors, sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -24,6 +35,11 @@ logger = logging.getLogger(__name__)
 # an administrator dropped postgres.
 MAINTENANCE_DATABASES = ("postgres", "template1")
 CONNECT_TIMEOUT = 10
+# CREATE DATABASE copies template1 and, once other sessions connected to it have not left
+# within 5 s, refuses: replicas whose only maintenance database is template1 can block each
+# other's CREATE. Each waits a random moment up to this long, its session closed, and tries
+# again.
+TEMPLATE_BUSY_PAUSE = 0.5
 # A password this short is masked in the DSN but not searched for in messages: replacing
 # it everywhere would garble the message and hide nothing worth hiding.
 _MASKABLE_PASSWORD = 4
@@ -43,20 +59,75 @@ class CreateDatabaseRefusedError(ConfigError):
         )
 
 
-def create_if_missing(dsn: str) -> bool:
-    """Create ``dsn``'s database when its server answers and lacks it.
+class Reach(enum.Enum):
+    """What asking for one session on a DSN found."""
 
-    True when this call created it. False when it exists (the connection failed for
-    another reason) or another process created it meanwhile. A ``psycopg.Error`` when
-    no maintenance database answers either; ``CreateDatabaseRefusedError`` when the role
-    lacks CREATEDB.
+    OPEN = "a session opened"
+    MISSING = "the server says the database does not exist"
+    REFUSED = "the server refused the session"
+    UNKNOWN = "no server's answer"
+
+
+@dataclass(frozen=True)
+class Probe:
+    reach: Reach
+    # REFUSED: the server's own words (no password in them: the server never repeats it).
+    problem: str | None = None
+
+
+def probe(dsn: str) -> Probe:
+    """Open and close one session on ``dsn``. UNKNOWN when no server answered (refused,
+    unknown host, timeout) or asyncpg could not use the DSN: the caller's own connection
+    then says why, in libpq's words. Runs in a thread of its own: callers are synchronous,
+    some of them inside a running event loop."""
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        return thread.submit(asyncio.run, _probe(dsn)).result()
+
+
+async def _probe(dsn: str) -> Probe:
+    try:
+        connection = await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT)
+    except asyncpg.InvalidCatalogNameError:
+        return Probe(Reach.MISSING)
+    except asyncpg.PostgresError as exc:
+        return Probe(Reach.REFUSED, " ".join(str(exc).split()) or type(exc).__name__)
+    except (TimeoutError, OSError, asyncpg.InterfaceError, ValueError):
+        # No server answered, or asyncpg cannot use this DSN: libpq's to try and report.
+        return Probe(Reach.UNKNOWN)
+    await connection.close(timeout=CONNECT_TIMEOUT)
+    return Probe(Reach.OPEN)
+
+
+def create_if_missing(dsn: str) -> bool:
+    """Create ``dsn``'s database unless its server has it.
+
+    True when it exists now: created by this call, by another process meanwhile (replicas
+    starting together), or there already. False when CREATE DATABASE found its template in
+    use by another session: the caller tries again (this call has paused a random moment
+    already). A ``psycopg.Error`` when no maintenance database answers;
+    ``CreateDatabaseRefusedError`` when the role lacks CREATEDB.
     """
     with _maintenance_connection(dsn) as connection:
         database = str(conninfo_to_dict(dsn).get("dbname") or connection.info.user)
         found = connection.execute(
             "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
         ).fetchone()
-        return found is None and create(connection, database)
+        if found is not None:
+            return True
+        try:
+            create(connection, database)
+        except errors.ObjectInUse as exc:
+            busy = connection_problem(exc, dsn)
+        else:
+            return True
+    logger.warning(
+        "database %s not created yet: %s; trying again",
+        sql.Identifier(database).as_string(),
+        busy,
+    )
+    # Jitter, not a secret: replicas that collided should not collide again.
+    time.sleep(random.uniform(0.0, TEMPLATE_BUSY_PAUSE))
+    return False
 
 
 def create(connection: psycopg.Connection[tuple[object, ...]], database: str) -> bool:
@@ -101,16 +172,31 @@ def connection_problem(exc: BaseException, dsn: str) -> str:
     trace of the password removed."""
     lines = [line for line in str(exc).splitlines() if line.strip()]
     text = " ".join(lines[0].split()) if lines else type(exc).__name__
-    text = text.removeprefix("connection failed: ")
-    password = _password(dsn)
-    if password is not None and len(password) >= _MASKABLE_PASSWORD:
-        text = text.replace(password, "***")
+    return masked(text.removeprefix("connection failed: "), dsn)
+
+
+def masked(text: str, dsn: str) -> str:
+    """``text`` without ``dsn``'s password, as written in the DSN or decoded."""
+    for password in sorted(_passwords(dsn), key=len, reverse=True):
+        if len(password) >= _MASKABLE_PASSWORD:
+            text = text.replace(password, "***")
     return text
 
 
-def _password(dsn: str) -> str | None:
+def _passwords(dsn: str) -> set[str]:
+    """The password libpq reads from ``dsn``, and as the URL writes it: where libpq cannot
+    parse the DSN (a bad %-escape) its message quotes the written form."""
+    found: set[str] = set()
     try:
         password = conninfo_to_dict(dsn).get("password")
     except psycopg.ProgrammingError:
-        return None
-    return None if password is None else str(password)
+        password = None
+    if password is not None:
+        found.add(str(password))
+    try:
+        written = urlsplit(dsn).password
+    except ValueError:
+        written = None
+    if written is not None:
+        found |= {written, unquote(written)}
+    return found

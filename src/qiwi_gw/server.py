@@ -51,39 +51,49 @@ def database(settings: Settings) -> Iterator[str]:
         yield dsn
 
 
+# Tries at creating a missing database before its absence counts as a failure. A try fails
+# when another session stays on the template for PostgreSQL's 5 s (see provision); the
+# other replicas' short maintenance sessions leave well within that.
+CREATE_ATTEMPTS = 3
+
+
 def migrate(dsn: str, schema: str, *, wait: float = 0.0) -> list[str]:
     """Create the database when it is missing, apply pending migrations, retrying while
-    the database is not up yet; every retry says why, in the server's own words."""
+    the database is not up yet; every retry says why, in the server's own words.
+
+    A database that exists once this process has tried to create it (created here, or by
+    a replica starting at the same time) is migrated at once, whatever ``wait`` is."""
     deadline = time.monotonic() + wait
     delay = 0.5
+    creations = 0
     while True:
         try:
-            return migrations.apply(dsn, schema)
+            found = provision.probe(dsn)
+            if found.reach is provision.Reach.MISSING and creations < CREATE_ATTEMPTS:
+                creations += 1
+                provision.create_if_missing(dsn)
+                continue
+            if found.reach is provision.Reach.MISSING:
+                problem = (
+                    f"the database does not exist, and {creations} tries to create it found "
+                    "another session connected to its template"
+                )
+            elif found.reach is provision.Reach.REFUSED:
+                problem = provision.masked(found.problem or "refused", dsn)
+            else:
+                return migrations.apply(dsn, schema)
         except psycopg.errors.ProgrammingError as exc:
             # The database answers, but the schema is not what the migrations expect.
             raise DatabaseUnavailableError(f"cannot migrate: {describe(exc)}") from None
         except (psycopg.OperationalError, LockTimeout) as exc:
-            if isinstance(exc, psycopg.OperationalError) and _created(dsn):
-                continue
             problem = provision.connection_problem(exc, dsn)
-            if time.monotonic() + delay > deadline:
-                raise DatabaseUnavailableError(
-                    f"cannot migrate {mask_dsn(dsn)}: {problem}"
-                ) from None
-            logger.warning(
-                "database %s not ready: %s; retrying in %.1f s", mask_dsn(dsn), problem, delay
-            )
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
-
-
-def _created(dsn: str) -> bool:
-    """Whether the failure was a missing database, now created. Anything in the way of
-    finding out (the server down, a wrong password) is the original failure's to report."""
-    try:
-        return provision.create_if_missing(dsn)
-    except psycopg.Error:
-        return False
+        if time.monotonic() + delay > deadline:
+            raise DatabaseUnavailableError(f"cannot migrate {mask_dsn(dsn)}: {problem}")
+        logger.warning(
+            "database %s not ready: %s; retrying in %.1f s", mask_dsn(dsn), problem, delay
+        )
+        time.sleep(delay)
+        delay = min(delay * 2, 5.0)
 
 
 def serve(settings: Settings) -> None:
