@@ -23,7 +23,7 @@ from aiohttp.test_utils import unused_port
 from psycopg import sql
 
 from qiwi_gw import migrations, provision, server
-from qiwi_gw.errors import ConfigError
+from qiwi_gw.errors import ConfigError, DatabaseUnavailableError
 from qiwi_gw.provision import connection_problem
 from qiwi_gw.settings import DatabaseSettings, Settings
 from tests.chaos import Gateway, Qiwi, backend
@@ -314,6 +314,29 @@ async def test_unreachable_server_says_why(host: str, reason: str) -> None:
     assert reason in line
     assert f"postgresql://qiwi:***@{host}:{port}/qiwi not ready: " in line
     assert WRONG_PASSWORD not in log
+
+
+BAD_ESCAPE_PASSWORD = "p%zzsecret"
+
+
+def test_a_dsn_libpq_cannot_parse_is_reported_without_its_password() -> None:
+    """Settings refuse such a DATABASE_URL; a DSN that reaches migrate anyway (built by
+    code) must not have libpq quote its password into the operator's terminal."""
+    with pytest.raises(DatabaseUnavailableError) as caught:
+        server.migrate(f"postgresql://postgres:{BAD_ESCAPE_PASSWORD}@127.0.0.1:9/x", "public")
+    assert "invalid percent-encoded token" in str(caught.value)
+    assert "zzsecret" not in str(caught.value)
+
+
+@pytest.mark.parametrize("command", ["migrate", "serve", "status"])
+def test_a_database_url_with_a_bad_escape_stops_in_one_line_without_it(command: str) -> None:
+    url = f"postgresql://postgres:{BAD_ESCAPE_PASSWORD}@127.0.0.1:9/x"
+    result = run_process(command, env={"DATABASE_URL": url, "PORT": str(unused_port())})
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("qiwi-gw: configuration error: DATABASE_URL: ")
+    assert "zzsecret" not in result.stderr + result.stdout
 
 
 def test_connection_problem_is_one_line_without_the_password() -> None:

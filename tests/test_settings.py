@@ -311,6 +311,24 @@ def test_embedded_database_allowed_by_default_and_irrelevant_with_a_database() -
     assert not settings.database.embedded_allowed
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://postgres:p%zzsecret@db:5432/q",
+        "postgresql://postgres:secret%@db:5432/q",
+        "postgresql://postgres:secret@db:5432/q%4",
+        "postgresql://postgres:secret@db:5432/q?options=%zz",
+    ],
+)
+def test_a_bad_percent_escape_in_database_url_is_named_without_the_url(url: str) -> None:
+    """libpq refuses such a URL and quotes the bad part, the password maybe, in its error."""
+    error = config_error({"DATABASE_URL": url})
+    assert error.variable == "DATABASE_URL"
+    assert "%25" in error.problem
+    assert "secret" not in str(error)
+    assert "db:5432" not in str(error)
+
+
 # --- every bad value names its variable --------------------------------------------
 
 

@@ -83,8 +83,10 @@ def migrate(dsn: str, schema: str, *, wait: float = 0.0) -> list[str]:
             else:
                 return migrations.apply(dsn, schema)
         except psycopg.errors.ProgrammingError as exc:
-            # The database answers, but the schema is not what the migrations expect.
-            raise DatabaseUnavailableError(f"cannot migrate: {describe(exc)}") from None
+            # The database answers, but the schema is not what the migrations expect; or
+            # libpq cannot parse the DSN (and quotes the part it cannot: the password, maybe).
+            problem = provision.masked(describe(exc), dsn)
+            raise DatabaseUnavailableError(f"cannot migrate: {problem}") from None
         except (psycopg.OperationalError, LockTimeout) as exc:
             problem = provision.connection_problem(exc, dsn)
         if time.monotonic() + delay > deadline:

@@ -29,6 +29,7 @@ IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 # PostgreSQL truncates identifiers past 63 bytes; a plain lower-case name of 1-63.
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 - a format marker, not a secret
+_BAD_PERCENT_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 @dataclass(frozen=True)
@@ -315,9 +316,17 @@ def mask_url(url: str) -> str:
 
 
 def _postgres_url(raw: str) -> str:
+    # Never the URL itself in these messages: it carries the password.
     parts = urlsplit(raw)
     if parts.scheme not in ("postgres", "postgresql"):
         raise ValueError("must start with postgresql:// or postgres://")
+    if _BAD_PERCENT_ESCAPE.search(raw):
+        # libpq refuses the URL and quotes the offending part (the password, maybe) in its
+        # error; say it here, without the value.
+        raise ValueError(
+            "has a % not followed by two hexadecimal digits (write a % in a password or "
+            "a name as %25)"
+        )
     try:
         parts.port  # noqa: B018 - urlsplit validates the port lazily
     except ValueError:
