@@ -108,10 +108,12 @@ REPORT_HEADER = (
 )
 
 
-def report_row(when: str, txn_id: str, amount: str) -> str:
+def report_row(
+    when: str, txn_id: str, amount: str, purpose: str = "payment", parent: str = ""
+) -> str:
     return (
         f"29.11.2026;29.11.2026;34562014;1960,45;{when};{txn_id};{amount};25;533669******4030;"
-        f"68860745;shop;shop-1;;bill-{txn_id};payment;site;Bank card;null;{amount};643;"
+        f"68860745;shop;shop-1;{parent};bill-{txn_id};{purpose};site;Bank card;null;{amount};643;"
         "1960,45;Transfer under the agreement"
     )
 
@@ -140,6 +142,60 @@ def test_qiwis_payments_daily_report(
     assert "skipped   1 SETTLEMENT (not payments)" in lines
     assert "accounts  not compared: the file has no account column" in lines
     assert "different accounts: none" not in lines
+
+
+def test_only_the_reports_settlement_rows_are_skipped(
+    dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """A refund of our 1234580 and a PAYMENT_CARD row we do not hold are compared like
+    payments (missing on our side), not skipped as "not payments"."""
+    text = "\r\n".join(
+        [
+            REPORT_HEADER,
+            "29.11.2026;29.11.2026;3456144;-1960,45;;;1960,45;;;;;;;;SETTLEMENT;;;null;;;;",
+            report_row("28.11.2026 12:01", "1234567", "10,45"),
+            report_row("28.11.2026 15:20", "1234580", "500"),
+            report_row("28.11.2026 21:45", "1234601", "1500,00", purpose="Payment "),
+            report_row("28.11.2026 16:00", "1234599", "500", "refund", parent="1234580"),
+            report_row("28.11.2026 17:30", "7777778", "26000", "PAYMENT_CARD"),
+        ]
+    )
+    path = tmp_path / "QIWI_4242_202611281.csv"
+    path.write_bytes(text.encode() + b"\r\n")
+    result = reconcile(dsn, monkeypatch, capsys, path, "--json")
+    assert result.code == 1, result.out + result.err
+    found = result.json()
+    assert found["skipped"] == {"SETTLEMENT": 1}
+    assert [(item["line"], item["txn_id"]) for item in found["missing_on_our_side"]] == [
+        (6, "1234599"),
+        (7, "7777778"),
+    ]
+
+
+def test_a_purpose_column_skips_nothing_in_other_layouts(
+    dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """A free-text purpose is no payment type: the payment we never stored is found."""
+    text = (
+        "txn_id;date;account;sum;purpose\r\n"
+        "1234567;28.11.2026 12:01:33;0957835959;10,45;\r\n"
+        "1234580;28.11.2026 15:20:00;0957835959;500,00;\r\n"
+        "1234601;28.11.2026 21:45:10;7701234567;1500,00;SETTLEMENT\r\n"
+        "7777777;28.11.2026 22:00:00;0957835959;25000,00;Оплата заказа 55\r\n"
+    )
+    path = tmp_path / "QIWI_4242_202611281.csv"
+    path.write_text(text, "utf-8")
+    result = reconcile(dsn, monkeypatch, capsys, path, "--json")
+    assert result.code == 1, result.out + result.err
+    found = result.json()
+    assert (found["skipped"], found["rows"]) == ({}, 4)
+    assert [item["txn_id"] for item in found["missing_on_our_side"]] == ["7777777"]
 
 
 RUSSIAN = (

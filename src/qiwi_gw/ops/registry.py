@@ -7,7 +7,9 @@ Layouts, told apart by the file's first lines:
   a decimal point; times are Moscow time.
 - QIWI's payments daily report: ``;``-separated with upper-case column names
   (``TRANS_DATE``, ``TRANSACTION_ID``, ``SUM``, ``PURPOSE``); rows whose ``PURPOSE``
-  is not ``payment`` (``SETTLEMENT``, ...) are skipped and counted.
+  is a known non-payment type (``SETTLEMENT``, the day's transfer to the merchant)
+  are skipped and counted. Every other row, a refund included, is compared: an
+  unknown type skipped could hide a payment we never stored.
 - A CSV file with a header row (``qiwi-gw export`` writes one): ``txn_id`` (or
   ``osmp_txn_id``, ``transaction_id``, ``Номер платежа``), ``sum`` (``amount``,
   ``Сумма``), ``date`` (``txn_date``, ``trans_date``, ``Дата``), optionally ``time``
@@ -65,6 +67,9 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "purpose": ("purpose",),
 }
 REQUIRED = ("txn_id", "sum", "date")
+# PURPOSE values of QIWI's payments report that are not payments, lower-cased. Only
+# these are skipped, and only in that report: any other row is compared.
+NOT_PAYMENTS = frozenset({"settlement"})
 STANDARD_FIELDS = ("txn_id", "date", "time", "account", "sum")
 DELIMITERS = (",", ";", "\t")
 _DELIMITER_NAMES = {",": "commas", ";": "semicolons", "\t": "tabs"}
@@ -367,6 +372,8 @@ class _Reader:
         self.decimal_mark = decimal_mark
         self.tally = _Tally()
         self._days = DayReader()
+        # Only QIWI's report has payment types; elsewhere a purpose is free text.
+        self._purpose = layout.columns.get("purpose") if layout.key == QIWI_REPORT else None
         self._segment_count = 0
         self._segment_sum = Decimal(0)
 
@@ -430,9 +437,9 @@ class _Reader:
         columns = layout.columns
         if len(cells) < layout.width or any(cell.strip() for cell in cells[layout.width :]):
             raise self._fail(line, f"{len(cells)} fields, the header has {layout.width}")
-        if "purpose" in columns:
-            purpose = cells[columns["purpose"]].strip()
-            if purpose and purpose.lower() != "payment":
+        if self._purpose is not None:
+            purpose = cells[self._purpose].strip()
+            if purpose.lower() in NOT_PAYMENTS:
                 self.tally.skipped[purpose] += 1
                 return None
         when = cells[columns["date"]].strip()
