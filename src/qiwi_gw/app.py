@@ -113,7 +113,10 @@ async def _dispatching(app: web.Application) -> AsyncIterator[None]:
     )
     app[keys.DISPATCHER] = dispatcher
     await dispatcher.start()
+    # New payments are stored already claimed by this dispatcher while it has room.
+    app[keys.COMMITTER].claimer = dispatcher
     try:
         yield
     finally:
+        app[keys.COMMITTER].claimer = None
         await dispatcher.stop()

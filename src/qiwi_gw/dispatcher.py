@@ -21,6 +21,7 @@ import os
 import secrets
 import socket
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
@@ -50,6 +51,12 @@ MAINTENANCE_INTERVAL: Final = 3600.0
 # Rows an outage held back are made due this many at a time, each batch its own
 # statement: the first deliveries start after one batch, not after the whole backlog.
 RELEASE_BATCH: Final = 5000
+# A payment claimed as it was stored is sent when its NOTIFY arrives; should the
+# notification be lost, it is sent this long after the commit all the same.
+NOTIFY_GRACE: Final = 1.0
+# Notifications remembered for payments whose commit this process has not seen yet
+# (the NOTIFY can overtake the committer's result on another connection).
+RECENT_NOTIFIES: Final = 4096
 
 
 def channel_for(schema: str) -> str:
@@ -102,7 +109,7 @@ class Dispatcher:
         self.listener = Listener(
             lambda: db.connect(settings.database, listen_dsn),
             channel_for(settings.database.schema),
-            on_notify=self.wake,
+            on_notify=self._notified,
             on_connect=self.wake,
         )
         self._wake = asyncio.Event()
@@ -116,6 +123,12 @@ class Dispatcher:
         # costs one round trip rather than one per finished delivery.
         self._draining = False
         self._in_flight: set[asyncio.Task[None]] = set()
+        # Slots lent to the committer for payments it is inserting claimed, and the
+        # rows it inserted so, waiting for their NOTIFY.
+        self._reserved = 0
+        self._preclaimed: dict[int, DueRow] = {}
+        # An insertion-ordered dict as a bounded set: O(1) look-ups, oldest dropped first.
+        self._recent_notifies: dict[int, None] = {}
         self._listener_task: asyncio.Task[None] | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._release_task: asyncio.Task[None] | None = None
@@ -149,6 +162,55 @@ class Dispatcher:
         self._wakes += 1
         self._maybe_due = True
         self._wake.set()
+
+    # --- claiming as the committer stores (group_commit.Claimer) -------------------
+
+    def reserve(self, wanted: int) -> int:
+        """Lend up to ``wanted`` delivery slots for payments being stored now, while the
+        backend takes payments and slots are free."""
+        if self._stopping or self._breaker.is_open:
+            return 0
+        granted = max(0, min(wanted, self._free_slots()))
+        self._reserved += granted
+        return granted
+
+    def unreserve(self, count: int) -> None:
+        self._reserved -= count
+        if count and self._maybe_due:
+            self._wake.set()
+
+    def claimed(self, rows: Sequence[DueRow]) -> None:
+        """Rows committed already claimed by this process: each is sent when its
+        NOTIFY arrives (or has arrived), or after ``NOTIFY_GRACE`` at the latest."""
+        self._reserved -= len(rows)
+        loop = asyncio.get_running_loop()
+        for row in rows:
+            self._preclaimed[row.id] = row
+            if row.id in self._recent_notifies:
+                self._send_preclaimed(row.id)
+            else:
+                loop.call_later(NOTIFY_GRACE, self._send_preclaimed, row.id)
+
+    def _notified(self, payload: str) -> None:
+        try:
+            transaction_id = int(payload)
+        except ValueError:
+            transaction_id = 0
+        if transaction_id in self._preclaimed:
+            self._send_preclaimed(transaction_id)
+            return
+        self._recent_notifies[transaction_id] = None
+        if len(self._recent_notifies) > RECENT_NOTIFIES:
+            del self._recent_notifies[next(iter(self._recent_notifies))]
+        self.wake()
+
+    def _send_preclaimed(self, transaction_id: int) -> None:
+        if self._stopping:
+            return  # the claim is handed back with the others when the dispatcher stops
+        row = self._preclaimed.pop(transaction_id, None)
+        if row is not None:
+            self._recent_notifies.pop(transaction_id, None)
+            self._start(row)
 
     async def stop(self) -> None:
         """Stop claiming, let deliveries in flight finish (up to the webhook timeout),
@@ -196,7 +258,13 @@ class Dispatcher:
     def _free_slots(self) -> int:
         # An outcome not yet written still holds its claim: counting it keeps the
         # recorder's queue, hence its worst case, within the lease.
-        return self._settings.concurrency - len(self._in_flight) - self._recorder.unrecorded
+        return (
+            self._settings.concurrency
+            - len(self._in_flight)
+            - self._recorder.unrecorded
+            - self._reserved
+            - len(self._preclaimed)
+        )
 
     def _seconds_until_claim(self) -> float | None:
         """When a claim is worth making: now (0), after the breaker's wait, or only
@@ -243,9 +311,12 @@ class Dispatcher:
         # Rows stored while the claim ran were not seen by it.
         self._maybe_due = self._draining or self._wakes != wakes
         for row in rows:
-            task = asyncio.create_task(self._deliver(row), name=f"qiwi-gw-deliver-{row.id}")
-            self._in_flight.add(task)
-            task.add_done_callback(self._delivery_done)
+            self._start(row)
+
+    def _start(self, row: DueRow) -> None:
+        task = asyncio.create_task(self._deliver(row), name=f"qiwi-gw-deliver-{row.id}")
+        self._in_flight.add(task)
+        task.add_done_callback(self._delivery_done)
 
     def _delivery_done(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)

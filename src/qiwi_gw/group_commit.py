@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Protocol
 
 import asyncpg
 
@@ -22,7 +23,7 @@ from qiwi_gw.db import DATABASE_ERRORS
 from qiwi_gw.errors import DatabaseUnavailableError, describe
 from qiwi_gw.metrics import Metrics
 from qiwi_gw.store import transactions
-from qiwi_gw.store.transactions import BatchResult, LoggedRequest, StoredPayment
+from qiwi_gw.store.transactions import BatchResult, Claim, DueRow, LoggedRequest, StoredPayment
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,21 @@ class Stored:
 
     payment: StoredPayment
     created: bool
+
+
+class Claimer(Protocol):
+    """Who takes new payments for delivery as they are stored (the dispatcher): the
+    committer inserts up to ``reserve``'s answer of a batch's new payments already
+    claimed, then hands over the rows it inserted and gives back the rest."""
+
+    owner: str
+    lease: float
+
+    def reserve(self, wanted: int) -> int: ...
+
+    def claimed(self, rows: Sequence[DueRow]) -> None: ...
+
+    def unreserve(self, count: int) -> None: ...
 
 
 @dataclass
@@ -62,6 +78,7 @@ class GroupCommitter:
         self._queue: list[_Waiting] = []
         self._arrived = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.claimer: Claimer | None = None
         # Sizes of the batches committed so far, newest last (bounded), for
         # tests and metrics.
         self.batch_sizes: collections.deque[int] = collections.deque(maxlen=1000)
@@ -150,8 +167,35 @@ class GroupCommitter:
                 waiting.answer.set_result(Stored(payment=payment, created=first))
 
     async def _insert(self, requests: list[LoggedRequest]) -> BatchResult:
-        async with self._pool.acquire(timeout=self._db_timeout) as connection:
-            return await transactions.insert_batch(connection, requests)
+        claim = self._claim(requests)
+        try:
+            async with self._pool.acquire(timeout=self._db_timeout) as connection:
+                result = await transactions.insert_batch(connection, requests, claim)
+        except BaseException:
+            if claim is not None and self.claimer is not None:
+                self.claimer.unreserve(len(claim.codes))
+            raise
+        if claim is not None and self.claimer is not None:
+            self.claimer.claimed(result.claimed)
+            self.claimer.unreserve(len(claim.codes) - len(result.claimed))
+        return result
+
+    def _claim(self, requests: list[LoggedRequest]) -> Claim | None:
+        """The batch's new payments the claimer has room to send now."""
+        claimer = self.claimer
+        if claimer is None:
+            return None
+        codes = list(
+            dict.fromkeys(
+                request.pay.txn_id
+                for request in requests
+                if request.pay is not None and request.status == transactions.STATUS_RECEIVED
+            )
+        )
+        granted = claimer.reserve(len(codes)) if codes else 0
+        if granted == 0:
+            return None
+        return Claim(codes=frozenset(codes[:granted]), owner=claimer.owner, lease=claimer.lease)
 
     @staticmethod
     def _fail(batch: list[_Waiting], error: Exception) -> None:

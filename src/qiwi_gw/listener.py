@@ -31,7 +31,7 @@ class Listener:
         connect: Callable[[], Awaitable[asyncpg.Connection]],
         channel: str,
         *,
-        on_notify: Callable[[], None],
+        on_notify: Callable[[str], None],
         on_connect: Callable[[], None],
         probe_interval: float = 5.0,
     ) -> None:
@@ -41,6 +41,8 @@ class Listener:
         self._on_connect = on_connect
         self._probe_interval = probe_interval
         self.connected = False
+        # Set while listening: what a caller awaits to know notifications will arrive.
+        self.up = asyncio.Event()
         self.reconnects = 0
 
     async def run(self) -> None:
@@ -62,6 +64,7 @@ class Listener:
                 await self._listen(connection)
             finally:
                 self.connected = False
+                self.up.clear()
                 connection.terminate()
             self.reconnects += 1
             logger.warning("listener connection lost; reconnecting")
@@ -75,6 +78,7 @@ class Listener:
             logger.warning("LISTEN failed: %s", describe(exc))
             return
         self.connected = True
+        self.up.set()
         logger.info("listening on channel %s", self._channel)
         # Whatever was notified while nobody listened is found by a sweep.
         self._on_connect()
@@ -89,5 +93,5 @@ class Listener:
                     logger.warning("listener probe failed: %s", describe(exc))
                     return
 
-    def _notified(self, _connection: object, _pid: int, _channel: str, _payload: object) -> None:
-        self._on_notify()
+    def _notified(self, _connection: object, _pid: int, _channel: str, payload: object) -> None:
+        self._on_notify(str(payload))

@@ -25,16 +25,21 @@ STATUS_COMPLETED = 1
 # batch is offered for insertion; a txn_id already stored inserts nothing (its log
 # row still lands). Rows go in txn_id order so concurrent batches that share
 # txn_ids wait for each other instead of deadlocking.
+#
+# A row marked ``claimed`` is inserted already claimed by this process ($17, with a
+# lease of $16 seconds), exactly as CLAIM_DUE would leave it: the process that stored
+# it sends it when the NOTIFY arrives, without a claim's round trip, and another
+# process can take it only once the lease has run out.
 INSERT_PAYMENTS_WITH_LOGS = f"""
 WITH input AS (
     SELECT i.*, nextval(pg_get_serial_sequence('qiwi_http_log', 'id')) AS log_id
     FROM unnest(
         $1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
         $6::text[], $7::text[], $8::numeric[], $9::int[], $10::timestamp[],
-        $11::text[], $12::text[], $13::text[], $14::bool[]
+        $11::text[], $12::text[], $13::text[], $14::bool[], $15::bool[]
     ) AS i(ip, url, method, headers, body,
            account, code, sum, status, txn_date,
-           ccy, prv_id, extra, offered)
+           ccy, prv_id, extra, offered, claimed)
 ),
 logged AS (
     INSERT INTO qiwi_http_log (id, ip, url, method, headers, body)
@@ -42,14 +47,19 @@ logged AS (
     SELECT log_id, ip, url, method, headers::json, body FROM input
 )
 INSERT INTO qiwi_transaction
-    (account, code, sum, status, txn_date, ccy, prv_id, extra, http_log_id, next_attempt_at)
+    (account, code, sum, status, txn_date, ccy, prv_id, extra, http_log_id,
+     next_attempt_at, locked_until, locked_by)
 SELECT account, code, sum, status, txn_date, ccy, prv_id, extra::jsonb, log_id,
-       CASE WHEN status = {STATUS_RECEIVED} THEN now() END
+       CASE WHEN status = {STATUS_RECEIVED} AND claimed THEN now() + make_interval(secs => $16)
+            WHEN status = {STATUS_RECEIVED} THEN now() END,
+       CASE WHEN status = {STATUS_RECEIVED} AND claimed
+            THEN now() + make_interval(secs => $16) END,
+       CASE WHEN status = {STATUS_RECEIVED} AND claimed THEN $17 END
 FROM input
 WHERE offered
 ORDER BY code
 ON CONFLICT (code) DO NOTHING
-RETURNING id, code, account, sum, status
+RETURNING id, code, account, sum, status, created_at, locked_by IS NOT NULL AS claimed
 """
 
 SELECT_BY_CODES = """
@@ -76,16 +86,30 @@ class LoggedRequest:
 
 @dataclass(frozen=True)
 class BatchResult:
-    """What each txn_id of a batch is stored as, and which of them the batch inserted."""
+    """What each txn_id of a batch is stored as, which of them the batch inserted, and
+    the inserted rows it claimed for delivery."""
 
     stored: dict[str, StoredPayment]
     inserted: frozenset[str]
+    claimed: tuple[DueRow, ...] = ()
 
 
-async def insert_batch(connection: Executor, requests: Sequence[LoggedRequest]) -> BatchResult:
+@dataclass(frozen=True)
+class Claim:
+    """Which new payments of a batch to insert already claimed, by whom, for how long."""
+
+    codes: frozenset[str]
+    owner: str
+    lease: float
+
+
+async def insert_batch(
+    connection: Executor, requests: Sequence[LoggedRequest], claim: Claim | None = None
+) -> BatchResult:
     """Store a batch of log rows and the payments among them; look up the txn_ids
-    already stored."""
-    columns: list[list[object]] = [[] for _ in range(14)]
+    already stored. New payments named by ``claim`` are inserted claimed."""
+    columns: list[list[object]] = [[] for _ in range(15)]
+    claimed_codes = claim.codes if claim is not None else frozenset()
     offered: set[str] = set()
     for request in requests:
         pay = request.pay
@@ -106,23 +130,41 @@ async def insert_batch(connection: Executor, requests: Sequence[LoggedRequest]) 
                 pay.prv_id,
                 json.dumps(pay.extra),
                 first,
+                first and pay.txn_id in claimed_codes,
             )
         for column, value in zip(columns, values, strict=True):
             column.append(value)
-    rows = await connection.fetch(INSERT_PAYMENTS_WITH_LOGS, *columns)
+    rows = await connection.fetch(
+        INSERT_PAYMENTS_WITH_LOGS,
+        *columns,
+        claim.lease if claim is not None else 0.0,
+        claim.owner if claim is not None else None,
+    )
     stored = {row["code"]: _stored(row) for row in rows}
     inserted = frozenset(stored)
+    claimed = tuple(
+        DueRow(
+            id=row["id"],
+            account=row["account"],
+            code=row["code"],
+            sum=row["sum"],
+            created_at=row["created_at"],
+            attempts=0,
+        )
+        for row in rows
+        if row["claimed"]
+    )
     repeated = [code for code in offered if code not in stored]
     if repeated:
         # A new statement: it sees rows that concurrent transactions committed
         # while this one waited on them.
         for found in await connection.fetch(SELECT_BY_CODES, repeated):
             stored[found["code"]] = _stored(found)
-    return BatchResult(stored=stored, inserted=inserted)
+    return BatchResult(stored=stored, inserted=inserted, claimed=claimed)
 
 
 # The payment columns of a request that carries none (a check, a rejected call).
-_NO_PAYMENT = (None, None, None, None, None, None, None, None, False)
+_NO_PAYMENT = (None, None, None, None, None, None, None, None, False, False)
 
 
 def _stored(row: Record) -> StoredPayment:
