@@ -595,6 +595,18 @@ def test_a_sum_that_stays_ambiguous_is_refused_with_its_line(
         ),
         ("txn_id,account,sum,date\n,a,1.00,2026-11-28\n", "line 2: txn_id is empty"),
         ("hello,world\n1,2\n", "line 1: cannot tell the file's layout"),
+        # A payment sorted above the header is no title line to skip.
+        (
+            "7777777,2026-11-28 11:00:00,42,25000.00\ntxn_id,date,account,sum\n"
+            "1,2026-11-28,42,1.00\n",
+            "line 1: above the header (line 2), yet 4 fields separated by commas, like a row",
+        ),
+        (
+            "\n".join(
+                ["1;28.11.2026;42;10,45", "2;28.11.2026;42;1,50", "Номер платежа;Дата;Счёт;Сумма"]
+            ),
+            "line 1: above the header (line 3), yet 4 fields separated by semicolons",
+        ),
         (
             "1\t28.11.2026\t12:00:00\t42\t1.00\r\n2\t28.11.2026\t12:00:00\t1.00\r\n",
             "line 2: 4 field(s); a line of QIWI's standard registry has 5",

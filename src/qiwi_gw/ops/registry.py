@@ -15,7 +15,8 @@ Layouts, told apart by the file's first lines:
   ``Сумма``), ``date`` (``txn_date``, ``trans_date``, ``Дата``), optionally ``time``
   (``Время``) and ``account`` (``Счёт``, ``Лицевой счёт``), in any order and case;
   other columns are ignored. Comma, semicolon or tab, whichever the header uses;
-  title lines above the header are skipped; an ``Итого``/``Total`` line is checked.
+  title lines above the header (one cell each) are skipped, a line of several cells
+  there is refused (a row sorted above it); an ``Итого``/``Total`` line is checked.
 
 The file is UTF-8 or UTF-16 with a byte-order mark, else UTF-8, else Windows-1251;
 lines end in LF, CRLF or a bare CR; blank lines are skipped. A file is read twice
@@ -220,7 +221,7 @@ def _detect(name: str, lines: list[tuple[int, str]]) -> Layout:
     if not lines:
         raise BadArgumentError(f"{name}: the file is empty: no header, no payments, no Total line")
     for index, (number, line) in enumerate(lines):
-        found = _header(name, number, line, titles=[n for n, _ in lines[:index]])
+        found = _header(name, number, line, titles=lines[:index])
         if found is not None:
             return found
     number, line = lines[0]
@@ -245,7 +246,7 @@ def _detect(name: str, lines: list[tuple[int, str]]) -> Layout:
     )
 
 
-def _header(name: str, number: int, line: str, titles: list[int]) -> Layout | None:
+def _header(name: str, number: int, line: str, titles: list[tuple[int, str]]) -> Layout | None:
     best: tuple[int, str, list[str]] | None = None
     for delimiter in DELIMITERS:
         names = [_normal(cell) for cell in _split(line, delimiter)]
@@ -267,12 +268,14 @@ def _header(name: str, number: int, line: str, titles: list[int]) -> Layout | No
             f"{name}: line {number}: the header has no {', '.join(missing)} column"
             f" (it has: {', '.join(n for n in names if n) or 'nothing'})"
         )
+    _check_titles(name, number, delimiter, titles)
     notes = []
     if any(not names[index].isascii() for index in columns.values()):
         notes.append("Russian column names")
     if titles:
         plural = "s" if len(titles) > 1 else ""
-        notes.append(f"title line{plural} {', '.join(map(str, titles))} skipped")
+        numbers = ", ".join(str(title) for title, _ in titles)
+        notes.append(f"title line{plural} {numbers} skipped")
     if "transaction_id" in names and "trans_date" in names:
         key, title = QIWI_REPORT, "QIWI's payments daily report"
     elif tuple(names) == EXPORT_COLUMNS:
@@ -290,6 +293,19 @@ def _header(name: str, number: int, line: str, titles: list[int]) -> Layout | No
         width=len(names),
         header_line=number,
     )
+
+
+def _check_titles(name: str, header: int, delimiter: str, titles: list[tuple[int, str]]) -> None:
+    """A title above the header is one cell of text; a line of several cells there
+    is a row sorted above it (a spreadsheet's doing), which skipping would lose."""
+    for number, line in titles:
+        cells = sum(1 for cell in _split(line, delimiter) if cell.strip())
+        if cells >= 2:
+            raise BadArgumentError(
+                f"{name}: line {number}: above the header (line {header}), yet {cells} fields"
+                f" separated by {_DELIMITER_NAMES[delimiter]}, like a row: a title line holds"
+                " one; put the header first"
+            )
 
 
 def _standard_fields(cells: list[str]) -> list[str]:
