@@ -14,7 +14,7 @@ import secrets
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import aiohttp
 import psycopg
@@ -71,6 +71,29 @@ async def test_missing_database_is_created_migrated_and_serves(missing_database:
     assert f'created database "{name}"' in log
     assert "retrying" not in log
     assert execute(missing_database, "SELECT count(*) FROM qiwi_transaction") == [(1,)]
+
+
+@pytest.mark.parametrize("name", ["qiwi gw With Space", "qiwi'gw\"quote; ü"])
+async def test_a_name_that_needs_url_escapes_is_created_migrated_and_serves(
+    server_dsn: str, name: str
+) -> None:
+    """PG_DATABASE goes into the DSN %-escaped: every driver must read it back unescaped,
+    or the database is created and then never reached."""
+    dsn = with_database(server_dsn, quote(name, safe=""))
+    try:
+        async with backend() as hook:
+            gateway = Gateway(dsn, hook.url)
+            await gateway.start()
+            try:
+                assert await pay_answer(gateway.base, "701") == "0"
+            finally:
+                assert await gateway.terminate() == 0
+        assert "retrying" not in gateway.log_text()
+        assert execute(dsn, "SELECT current_database(), count(*) FROM qiwi_transaction") == [
+            (name, 1)
+        ]
+    finally:
+        drop_database(server_dsn, name)
 
 
 async def test_two_gateways_starting_on_a_missing_database_both_serve(

@@ -8,7 +8,7 @@ import logging
 from contextlib import suppress
 from importlib import resources
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
@@ -35,6 +35,11 @@ def _yoyo_url(dsn: str, schema: str) -> str:
     parts = urlsplit(dsn)
     query = dict(parse_qsl(parts.query))
     query["schema"] = schema
+    if parts.path.strip("/"):
+        # yoyo passes the URL's path to psycopg as the database name without undoing its
+        # %-escapes ("my%20db"); its query parameters it unescapes and passes as they are,
+        # and a dbname there wins over the path.
+        query.setdefault("dbname", unquote(parts.path[1:]))
     return urlunsplit(parts._replace(scheme="postgresql+psycopg", query=urlencode(query)))
 
 
