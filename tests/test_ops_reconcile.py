@@ -478,6 +478,37 @@ def test_the_total_line_is_checked_against_the_rows(
         assert out.rstrip().endswith("result: 1 difference(s) over 2026-11-28")
 
 
+@pytest.mark.parametrize(
+    ("total", "declared"),
+    [
+        # The count under the date column, the amount under the sum column.
+        (",7,510.45", "'Total 7 510.45' disagrees"),
+        # A count alone after the label.
+        ("Итого: 5", "'Итого: 5' disagrees"),
+        (",2,510.46", "'Total 2 510.46' disagrees"),
+        (",2,510.45", "'Total 2 510.45' agrees"),
+        ("Итого: 2 510.45", "'Итого: 2 510.45' agrees"),
+    ],
+)
+def test_every_number_of_a_csv_total_line_is_checked(
+    database_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    total: str,
+    declared: str,
+) -> None:
+    """A count used to be read only where one place was looked at: elsewhere it was
+    ignored, and a total line of 7 over 2 rows agreed."""
+    seed(database_dsn)
+    line = ("Total" + total) if total.startswith(",") else total
+    text = f"txn_id,date,sum\n101,2026-11-28,10.45\n102,2026-11-28,500.00\n{line}\n"
+    path = write(tmp_path, text, "QIWI_1_202611281.csv")
+    result = reconcile(database_dsn, monkeypatch, capsys, str(path))
+    assert f"line 4: {declared}" in result.out, result.out + result.err
+    assert result.code == (1 if declared.endswith("disagrees") else 0)
+
+
 def test_a_standard_registry_without_its_total_line_may_be_cut_short(
     database_dsn: str,
     monkeypatch: pytest.MonkeyPatch,
@@ -595,6 +626,18 @@ def test_a_sum_that_stays_ambiguous_is_refused_with_its_line(
         ),
         ("txn_id,account,sum,date\n,a,1.00,2026-11-28\n", "line 2: txn_id is empty"),
         ("hello,world\n1,2\n", "line 1: cannot tell the file's layout"),
+        # An account starting "Total 1" makes a total line of a payment: its txn_id
+        # cannot be placed as a count beside the label's 1.
+        (
+            "account,txn_id,sum,date\n42,1,10.45,2026-11-28\n"
+            "Total 1,7777777,10.45,2026-11-28 12:05:00\n",
+            "line 3: the total line 'Total 1 7777777 10.45 2026-11-28 12:05:00' holds more"
+            " numbers than a count and a sum",
+        ),
+        (
+            "txn_id;date;sum\n1;28.11.2026;10,45\nTotal: 1 2 010,45\n",
+            "line 3: the total line 'Total: 1 2 010,45' holds more numbers than a count and a sum",
+        ),
         # A payment sorted above the header is no title line to skip.
         (
             "7777777,2026-11-28 11:00:00,42,25000.00\ntxn_id,date,account,sum\n"

@@ -517,7 +517,7 @@ class _Reader:
         count_text, amount_text = self._declared(cells, text, line)
         count = None
         if count_text is not None:
-            if not count_text.isdigit():
+            if not count_text.isdecimal():
                 raise self._fail(line, f"the total line's count {count_text!r} is not a number")
             count = int(count_text)
         amount = None if amount_text is None else self._sum(amount_text, line, "the total")
@@ -540,20 +540,37 @@ class _Reader:
         label = next(index for index, cell in enumerate(cells) if cell.strip())
         words = cells[label].strip()
         words = words[len(next(w for w in _TOTAL_LABELS if words.lower().startswith(w))) :]
-        tokens = words.strip(" :").split()
-        columns = self.layout.columns
+        # After the label, words ("за день") say nothing; numbers are the count, then
+        # the amount when no sum column holds it.
+        numbers = [word for word in words.replace(":", " ").split() if _has_digit(word)]
+        layout = self.layout
+        sum_at = layout.columns["sum"]
+        read = {index for column, index in layout.columns.items() if column != "sum"}
         amount_text: str | None = None
-        count_text: str | None = None
-        sum_cell = cells[columns["sum"]].strip() if columns["sum"] < len(cells) else ""
-        if columns["sum"] != label and sum_cell:
-            amount_text = sum_cell
-            count_text = tokens[0] if tokens else None
-        elif len(tokens) == 2:
-            count_text, amount_text = tokens
-        id_cell = cells[columns["txn_id"]].strip() if columns["txn_id"] < len(cells) else ""
-        if count_text is None and columns["txn_id"] != label and id_cell.isdigit():
-            count_text = id_cell
-        return count_text, amount_text
+        for index, cell in enumerate(cells):
+            value = cell.strip()
+            if index == label or not value:
+                continue
+            if index == sum_at:
+                amount_text = value
+            elif index in read or index >= layout.width:
+                # The only number a total line can hold here is the count; anything
+                # else is refused below rather than left unchecked.
+                numbers.append(value)
+            # A column not read (a commission) holds its own total: not ours to check.
+        if amount_text is None and len(numbers) == 2:
+            return numbers[0], numbers[1]
+        if len(numbers) > 1:
+            raise self._fail(
+                line,
+                f"the total line {text!r} holds more numbers than a count and a sum:"
+                " cannot tell which is which",
+            )
+        return (numbers[0] if numbers else None), amount_text
+
+
+def _has_digit(text: str) -> bool:
+    return any(character.isdigit() for character in text)
 
 
 def _is_total(cells: list[str]) -> bool:
