@@ -15,13 +15,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## run the gateway (embedded PostgreSQL unless DATABASE_URL or PG_HOST is set)
+## run the gateway (embedded PostgreSQL unless DATABASE_URL or PG_HOST is set; the
+## gateway itself starts one only when asked, QIWI_EMBEDDED_DB=true, which these two do)
 run: $(STAMP)
-	$(BIN)/qiwi-gw serve
+	QIWI_EMBEDDED_DB="$${QIWI_EMBEDDED_DB:-true}" $(BIN)/qiwi-gw serve
 
 ## apply pending migrations to the configured (or embedded) database
 migrate: $(STAMP)
-	$(BIN)/qiwi-gw migrate
+	QIWI_EMBEDDED_DB="$${QIWI_EMBEDDED_DB:-true}" $(BIN)/qiwi-gw migrate
 
 ## the test suite, on TEST_DATABASE_URL's server or an embedded one; ARGS go to pytest
 test: $(STAMP) system-deps

@@ -375,7 +375,7 @@ def test_connection_problem_is_one_line_without_the_password() -> None:
 
 
 def test_embedded_database_warns_in_the_first_log_line(tmp_path: Path) -> None:
-    result = run_process("migrate", env={"QIWI_DATA_DIR": str(tmp_path)})
+    result = run_process("migrate", env={"QIWI_DATA_DIR": str(tmp_path), "QIWI_EMBEDDED_DB": "on"})
     assert result.returncode == 0, result.stderr
     first = result.stderr.splitlines()[0]
     assert "WARNING" in first
@@ -384,8 +384,13 @@ def test_embedded_database_warns_in_the_first_log_line(tmp_path: Path) -> None:
     assert (tmp_path / "pgdata" / "PG_VERSION").is_file()
 
 
-def test_embedded_database_refused_stops_at_once(tmp_path: Path) -> None:
-    result = run_process("serve", env={"QIWI_DATA_DIR": str(tmp_path), "QIWI_EMBEDDED_DB": "false"})
+@pytest.mark.parametrize("asked", ["false", "", None])
+def test_embedded_database_not_asked_for_stops_at_once(tmp_path: Path, asked: str | None) -> None:
+    """Unset and empty are "not asked for" too: compose passes ${QIWI_EMBEDDED_DB:-} empty."""
+    env = {"QIWI_DATA_DIR": str(tmp_path), "PGHOST": "db.internal"}
+    if asked is not None:
+        env["QIWI_EMBEDDED_DB"] = asked
+    result = run_process("serve", env=env)
     assert result.returncode == 2
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()

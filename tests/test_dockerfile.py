@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -200,3 +201,30 @@ def test_compose_maps_to_the_images_port_80_and_passes_pg_slaves() -> None:
     assert re.search(r'^\s+- "\$\{GATEWAY_2_PORT:-8081\}:80"$', text, flags=re.MULTILINE)
     assert re.search(r"^\s+PG_SLAVES: \$\{PG_SLAVES:-\}$", text, flags=re.MULTILINE)
     assert re.search(r"^\s+PG_REAL_PORT: \$\{PG_REAL_PORT:-\}$", text, flags=re.MULTILINE)
+
+
+def test_compose_never_passes_qiwi_embedded_db_empty() -> None:
+    """An empty value counts as unset; the image says false, and compose says so too."""
+    passed = re.findall(r"^\s+QIWI_EMBEDDED_DB: (.*)$", COMPOSE.read_text(), flags=re.MULTILINE)
+    assert passed == ["${QIWI_EMBEDDED_DB:-false}"]
+
+
+@pytest.mark.parametrize(("target", "command"), [("run", "serve"), ("migrate", "migrate")])
+def test_make_run_and_migrate_ask_for_the_embedded_database(target: str, command: str) -> None:
+    """The gateway refuses the embedded database unless asked; a fresh clone's `make run`
+    asks (an operator's own QIWI_EMBEDDED_DB still wins)."""
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("no make on this machine")
+    result = subprocess.run(
+        [make, "--no-print-directory", "-n", target],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f'QIWI_EMBEDDED_DB="${{QIWI_EMBEDDED_DB:-true}}" .venv/bin/qiwi-gw {command}' in (
+        result.stdout.splitlines()
+    )

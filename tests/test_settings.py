@@ -16,17 +16,26 @@ from qiwi_gw.settings import Settings, mask_dsn, mask_url
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
+# Most tests here are about other variables: they ask for the embedded database, as
+# `make run` does, so that "no database configured" is not the error they see.
+EMBEDDED = {"QIWI_EMBEDDED_DB": "true"}
+
+
+def from_env(env: dict[str, str]) -> Settings:
+    return Settings.from_env({**EMBEDDED, **env})
+
+
 def config_error(env: dict[str, str]) -> ConfigError:
     with pytest.raises(ConfigError) as caught:
-        Settings.from_env(env)
+        from_env(env)
     return caught.value
 
 
 # --- defaults ---------------------------------------------------------------------
 
 
-def test_empty_environment_gives_embedded_database_and_defaults() -> None:
-    settings = Settings.from_env({})
+def test_defaults_with_the_embedded_database_asked_for() -> None:
+    settings = from_env({})
     assert settings.database.dsn is None
     assert settings.database.listen_dsn is None
     assert settings.database.embedded
@@ -79,11 +88,11 @@ ALL_EMPTY = [
 
 @pytest.mark.parametrize("blank", ["", "   "])
 def test_empty_strings_count_as_unset(blank: str) -> None:
-    assert Settings.from_env(dict.fromkeys(ALL_EMPTY, blank)) == Settings.from_env({})
+    assert from_env(dict.fromkeys(ALL_EMPTY, blank)) == from_env({})
 
 
 def test_values_are_read() -> None:
-    settings = Settings.from_env(
+    settings = from_env(
         {
             "PORT": "9000",
             "HOST": "127.0.0.1",
@@ -139,16 +148,16 @@ def test_values_are_read() -> None:
     ],
 )
 def test_debug_values(raw: str, expected: bool) -> None:
-    assert Settings.from_env({"DEBUG": raw}).debug is expected
+    assert from_env({"DEBUG": raw}).debug is expected
 
 
 def test_host_bits_in_a_network_are_allowed() -> None:
-    settings = Settings.from_env({"QIWI_TRUSTED_PROXIES": "10.1.2.3/8"})
+    settings = from_env({"QIWI_TRUSTED_PROXIES": "10.1.2.3/8"})
     assert settings.trusted_proxies == (ipaddress.ip_network("10.0.0.0/8"),)
 
 
 def test_secrets_are_not_in_repr() -> None:
-    settings = Settings.from_env(
+    settings = from_env(
         {"HTTP_AUTH_USERNAME": "u", "HTTP_AUTH_PASSWORD": "pw-xyzzy", "QIWI_WEBHOOK_SECRET": SECRET}
     )
     assert "pw-xyzzy" not in repr(settings)
@@ -160,23 +169,23 @@ def test_secrets_are_not_in_repr() -> None:
 
 def test_database_url_is_used() -> None:
     url = "postgresql://gw:pw@db.internal:6432/qiwi?sslmode=require"
-    settings = Settings.from_env({"DATABASE_URL": url})
+    settings = from_env({"DATABASE_URL": url})
     assert settings.database.dsn == url
     assert settings.database.listen_dsn == url
     assert not settings.database.embedded
 
 
 def test_postgres_scheme_is_accepted() -> None:
-    assert Settings.from_env({"DATABASE_URL": "postgres://h/db"}).database.dsn == "postgres://h/db"
+    assert from_env({"DATABASE_URL": "postgres://h/db"}).database.dsn == "postgres://h/db"
 
 
 def test_database_url_wins_over_pg_host() -> None:
-    settings = Settings.from_env({"DATABASE_URL": "postgresql://a/db", "PG_HOST": "b"})
+    settings = from_env({"DATABASE_URL": "postgresql://a/db", "PG_HOST": "b"})
     assert settings.database.dsn == "postgresql://a/db"
 
 
 def test_pg_parts_build_a_dsn() -> None:
-    settings = Settings.from_env(
+    settings = from_env(
         {
             "PG_HOST": "db",
             "PG_PORT": "5433",
@@ -190,18 +199,18 @@ def test_pg_parts_build_a_dsn() -> None:
 
 
 def test_pg_parts_defaults() -> None:
-    settings = Settings.from_env({"PG_HOST": "db"})
+    settings = from_env({"PG_HOST": "db"})
     assert settings.database.dsn == "postgresql://postgres@db:5432/postgres"
 
 
 def test_pg_database_defaults_to_the_user() -> None:
-    settings = Settings.from_env({"PG_HOST": "db", "PG_USER": "merchant"})
+    settings = from_env({"PG_HOST": "db", "PG_USER": "merchant"})
     assert settings.database.dsn == "postgresql://merchant@db:5432/merchant"
 
 
 @pytest.mark.parametrize("password", ["p@ss:w/rd", "a%20b", "?#[]&=+ ;", "пароль"])
 def test_pg_password_with_special_characters_is_quoted(password: str) -> None:
-    settings = Settings.from_env(
+    settings = from_env(
         {"PG_HOST": "db", "PG_USER": "us@er", "PG_PASSWORD": password, "PG_DATABASE": "d/b"}
     )
     dsn = settings.database.dsn
@@ -219,14 +228,14 @@ def test_pg_password_with_special_characters_is_quoted(password: str) -> None:
 
 
 def test_ipv6_pg_host_is_bracketed() -> None:
-    settings = Settings.from_env({"PG_HOST": "::1"})
+    settings = from_env({"PG_HOST": "::1"})
     dsn = settings.database.dsn
     assert dsn == "postgresql://postgres@[::1]:5432/postgres"
     assert urlsplit(dsn).hostname == "::1"
 
 
 def test_pg_real_host_gives_listen_dsn_with_that_host() -> None:
-    settings = Settings.from_env(
+    settings = from_env(
         {
             "PG_HOST": "pgbouncer",
             "PG_REAL_HOST": "postgres-primary",
@@ -241,7 +250,7 @@ def test_pg_real_host_gives_listen_dsn_with_that_host() -> None:
 
 
 def test_pg_real_host_with_database_url() -> None:
-    settings = Settings.from_env(
+    settings = from_env(
         {"DATABASE_URL": "postgresql://u:p@bouncer:6432/db?sslmode=require", "PG_REAL_HOST": "real"}
     )
     assert settings.database.dsn == "postgresql://u:p@bouncer:6432/db?sslmode=require"
@@ -249,7 +258,7 @@ def test_pg_real_host_with_database_url() -> None:
 
 
 def test_pg_real_port_points_the_listener_past_pgbouncer() -> None:
-    settings = Settings.from_env(
+    settings = from_env(
         {"PG_HOST": "db", "PG_PORT": "6432", "PG_REAL_HOST": "db", "PG_REAL_PORT": "5432"}
     )
     assert settings.database.dsn == "postgresql://postgres@db:6432/postgres"
@@ -257,7 +266,7 @@ def test_pg_real_port_points_the_listener_past_pgbouncer() -> None:
 
 
 def test_pg_real_host_ipv6() -> None:
-    settings = Settings.from_env({"PG_HOST": "bouncer", "PG_REAL_HOST": "fd00::5"})
+    settings = from_env({"PG_HOST": "bouncer", "PG_REAL_HOST": "fd00::5"})
     listen = settings.database.listen_dsn
     assert listen is not None
     assert urlsplit(listen).hostname == "fd00::5"
@@ -265,7 +274,7 @@ def test_pg_real_host_ipv6() -> None:
 
 
 def test_pg_slaves_are_the_primary_dsn_on_other_hosts() -> None:
-    settings = Settings.from_env(
+    settings = from_env(
         {
             "PG_HOST": "primary",
             "PG_PORT": "6432",
@@ -286,27 +295,33 @@ def test_pg_slaves_are_the_primary_dsn_on_other_hosts() -> None:
 
 
 def test_pg_slaves_keep_the_database_urls_options() -> None:
-    settings = Settings.from_env(
+    settings = from_env(
         {"DATABASE_URL": "postgresql://u:p@db:5432/q?sslmode=require", "PG_SLAVES": "ro"}
     )
     assert settings.database.replica_dsns == ("postgresql://u:p@ro:5432/q?sslmode=require",)
 
 
 def test_no_pg_slaves_no_replicas() -> None:
-    assert Settings.from_env({"PG_HOST": "db"}).database.replica_dsns == ()
+    assert from_env({"PG_HOST": "db"}).database.replica_dsns == ()
 
 
-@pytest.mark.parametrize("raw", ["false", "0", "no", "off"])
-def test_embedded_database_refused_names_what_to_set(raw: str) -> None:
-    error = config_error({"QIWI_EMBEDDED_DB": raw})
-    assert error.variable == "PG_HOST"
-    assert "DATABASE_URL" in str(error)
-    assert "QIWI_EMBEDDED_DB" in str(error)
+@pytest.mark.parametrize("raw", ["false", "0", "no", "off", "", "  ", None])
+def test_embedded_database_refused_unless_asked_for_names_what_to_set(raw: str | None) -> None:
+    """Unset or empty too: compose passes ${QIWI_EMBEDDED_DB:-} as an empty string, and a
+    misspelt PG_HOST must not give a gateway that keeps real payments in a throwaway database."""
+    env = {"PGHOST": "db.internal"} if raw is None else {"QIWI_EMBEDDED_DB": raw}
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(env)
+    assert caught.value.variable == "PG_HOST"
+    assert str(caught.value) == (
+        "PG_HOST: is not set (nor DATABASE_URL) and QIWI_EMBEDDED_DB is false: set PG_HOST "
+        "(or DATABASE_URL) to the database, or QIWI_EMBEDDED_DB=true for a throwaway one"
+    )
 
 
-def test_embedded_database_allowed_by_default_and_irrelevant_with_a_database() -> None:
-    assert Settings.from_env({}).database.embedded_allowed
-    settings = Settings.from_env({"QIWI_EMBEDDED_DB": "false", "PG_HOST": "db"})
+def test_embedded_database_when_asked_for_and_irrelevant_with_a_database() -> None:
+    assert Settings.from_env({"QIWI_EMBEDDED_DB": "true"}).database.embedded
+    settings = Settings.from_env({"PG_HOST": "db"})
     assert not settings.database.embedded
     assert not settings.database.embedded_allowed
 
@@ -405,7 +420,7 @@ def test_url_error_does_not_echo_credentials() -> None:
 
 
 def test_max_sum_equal_to_min_sum_is_fine() -> None:
-    settings = Settings.from_env({"QIWI_MIN_SUM": "10", "QIWI_MAX_SUM": "10.00"})
+    settings = from_env({"QIWI_MIN_SUM": "10", "QIWI_MAX_SUM": "10.00"})
     assert settings.min_sum == settings.max_sum == Decimal(10)
 
 
@@ -449,21 +464,21 @@ def test_mask_url(url: str, masked: str) -> None:
 
 def test_webhook_secret_may_omit_base64_padding() -> None:
     unpadded = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwAA"
-    assert Settings.from_env({"QIWI_WEBHOOK_SECRET": unpadded}).webhook.secret == unpadded
+    assert from_env({"QIWI_WEBHOOK_SECRET": unpadded}).webhook.secret == unpadded
 
 
 # --- the operator listener (console and /metrics) ----------------------------------
 
 
 def test_console_defaults_to_loopback_8081_without_login() -> None:
-    console = Settings.from_env({}).console
+    console = from_env({}).console
     assert (console.host, console.port) == ("127.0.0.1", 8081)
     assert console.enabled
     assert not console.login_required
 
 
 def test_console_port_zero_turns_it_off() -> None:
-    assert not Settings.from_env({"QIWI_CONSOLE_PORT": "0"}).console.enabled
+    assert not from_env({"QIWI_CONSOLE_PORT": "0"}).console.enabled
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.5", "::", "gateway.example"])  # noqa: S104
@@ -476,11 +491,11 @@ def test_console_off_loopback_without_credentials_is_an_error(host: str) -> None
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
 def test_console_on_loopback_needs_no_credentials(host: str) -> None:
-    assert Settings.from_env({"QIWI_CONSOLE_HOST": host}).console.host == host
+    assert from_env({"QIWI_CONSOLE_HOST": host}).console.host == host
 
 
 def test_console_off_loopback_with_credentials() -> None:
-    console = Settings.from_env(
+    console = from_env(
         {
             "QIWI_CONSOLE_HOST": "0.0.0.0",  # noqa: S104
             "QIWI_CONSOLE_USERNAME": "ops",
@@ -492,7 +507,7 @@ def test_console_off_loopback_with_credentials() -> None:
 
 
 def test_console_off_loopback_but_port_zero_is_fine() -> None:
-    settings = Settings.from_env({"QIWI_CONSOLE_HOST": "0.0.0.0", "QIWI_CONSOLE_PORT": "0"})  # noqa: S104
+    settings = from_env({"QIWI_CONSOLE_HOST": "0.0.0.0", "QIWI_CONSOLE_PORT": "0"})  # noqa: S104
     assert not settings.console.enabled
 
 
@@ -513,8 +528,8 @@ def test_bad_console_settings_name_their_variable(env: dict[str, str], variable:
 
 
 def test_check_on_pay_is_off_by_default_and_needs_the_check_url() -> None:
-    assert Settings.from_env({}).check_on_pay is False
-    on = Settings.from_env({"QIWI_CHECK_URL": "http://shop/check", "QIWI_CHECK_ON_PAY": "true"})
+    assert from_env({}).check_on_pay is False
+    on = from_env({"QIWI_CHECK_URL": "http://shop/check", "QIWI_CHECK_ON_PAY": "true"})
     assert on.check_on_pay is True
     error = config_error({"QIWI_CHECK_ON_PAY": "true"})
     assert error.variable == "QIWI_CHECK_ON_PAY"
@@ -525,7 +540,7 @@ def test_check_on_pay_is_off_by_default_and_needs_the_check_url() -> None:
 @pytest.mark.parametrize("length", [1, 55, 56, 63])
 def test_every_schema_length_postgresql_keeps_is_accepted(length: int) -> None:
     schema = "s" * length
-    assert Settings.from_env({"PG_SCHEMA": schema}).database.schema == schema
+    assert from_env({"PG_SCHEMA": schema}).database.schema == schema
 
 
 def test_a_schema_postgresql_would_truncate_is_refused() -> None:

@@ -23,7 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="qiwi-gw", description="QIWI provider-protocol gateway with webhooks.")
     parser.add_argument("--version", action="version", version=f"qiwi-gw {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("serve", help="run the gateway (HOST, PORT; embedded database if none set)")
+    commands.add_parser(
+        "serve", help="run the gateway (HOST, PORT; embedded database if QIWI_EMBEDDED_DB=true)"
+    )
     commands.add_parser("migrate", help="apply pending database migrations and exit")
     ops.add_parsers(commands)
     return parser

@@ -44,7 +44,9 @@ class DatabaseSettings:
     # PG_SLAVES: read replicas for the operator's read-only queries, first answering wins.
     replica_dsns: tuple[str, ...] = field(default=(), repr=False)
     # QIWI_EMBEDDED_DB: whether to start the embedded server when no database is configured.
-    embedded_allowed: bool = True
+    # Only when asked for: a misspelt PG_HOST must not keep real payments in a throwaway
+    # database.
+    embedded_allowed: bool = False
     data_dir: Path = Path(".qiwi-gw")
     pool_size: int = 20
     timeout: float = 5.0
@@ -248,7 +250,8 @@ def _database_settings(read: _Reader) -> DatabaseSettings:
     slaves = read.parsed("PG_SLAVES", no_hosts, _host_list)
     if slaves and url is None:
         raise ConfigError("PG_SLAVES", "is set but neither PG_HOST nor DATABASE_URL is")
-    embedded_allowed = read.parsed("QIWI_EMBEDDED_DB", True, _boolean)
+    # Unset or empty (compose's ${QIWI_EMBEDDED_DB:-}) is false: asked for explicitly only.
+    embedded_allowed = read.parsed("QIWI_EMBEDDED_DB", False, _boolean)
     if url is None and not embedded_allowed:
         raise ConfigError(
             "PG_HOST",
