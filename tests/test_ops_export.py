@@ -98,6 +98,7 @@ def test_an_export_reconciles_with_itself(
     assert "registry  " + str(registry) + ": a qiwi-gw export (CSV, commas)" in result.out
     assert result.out.rstrip().endswith(
         "result: the registry and qiwi_transaction agree over 2026-10-31 to 2026-11-03"
+        " (period guessed from the rows)"
     )
 
 

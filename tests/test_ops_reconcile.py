@@ -156,7 +156,9 @@ def test_each_kind_of_mismatch(
     assert "missing on their side (in qiwi_transaction, not in the registry): 1" in text
     assert "different sums: 1" in text
     assert "different accounts: 1" in text
-    assert text.rstrip().endswith("result: 4 difference(s) over 2026-11-28 to 2026-11-29")
+    assert text.rstrip().endswith(
+        "result: 4 difference(s) over 2026-11-28 to 2026-11-29 (period guessed from the rows)"
+    )
 
 
 def test_a_semicolon_registry_with_decimal_commas(
@@ -266,7 +268,10 @@ def test_a_declared_period_reports_a_day_the_file_has_no_rows_for(
 
     guessed = run_cli(monkeypatch, capsys, database_dsn, "reconcile", str(path))
     assert "(the rows' dates: no period declared, no day in the file's name)" in guessed.out
-    assert guessed.out.rstrip().endswith("agree over 2026-11-27 to 2026-11-28")
+    assert guessed.code == 0
+    assert guessed.out.rstrip().endswith(
+        "agree over 2026-11-27 to 2026-11-28 (period guessed from the rows)"
+    )
 
 
 def test_the_day_in_qiwis_file_name_is_the_period(
@@ -291,14 +296,50 @@ def test_the_day_in_qiwis_file_name_is_the_period(
     assert result.code == 0, out
     assert "period    2026-11-28 (the day in the file's name)" in out
     assert (
-        "outside   1 listed payment(s) dated outside the period (line 1),"
-        " compared by txn_id all the same"
+        "edge      1 listed payment(s) dated within 5 minutes of the period's edge (line 1):"
+        " looked up, not a difference"
     ) in out
     # A declared period wins over the file's name.
     declared = reconcile(database_dsn, monkeypatch, capsys, str(path), "--date", "2026-11-27")
     assert declared.code == 1
     assert "period    2026-11-27 (declared)" in declared.out
     assert "\n099      " in declared.out
+
+
+def test_rows_dated_well_outside_the_period_are_differences(
+    database_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """The 28th's file saved under the 29th's name used to "agree over 2026-11-29":
+    its rows were looked up and matched, and our 102, which it leaves out, is not of
+    the 29th. Rows hours away from the period are differences now, listed."""
+    seed(database_dsn)
+    text = (
+        "101\t28.11.2026\t09:00:00\talice\t10.45\r\n"
+        "102\t28.11.2026\t23:59:00\tbob\t500.00\r\n"
+        "Total: 2 510.45\r\n"
+    )
+    path = write(tmp_path, text, "QIWI_4242_202611291.csv")
+    result = run_cli(monkeypatch, capsys, database_dsn, "reconcile", str(path), "--json")
+    assert result.code == 1, result.out
+    found = result.json()
+    # 102, a minute before the 29th, may be a late listing; 101 cannot be.
+    assert (found["counts"]["dated_outside_period"], found["near_period_edge"]) == (1, 1)
+    assert [(item["line"], item["txn_id"]) for item in found["dated_outside_period"]] == [
+        (1, "101")
+    ]
+    table = reconcile(database_dsn, monkeypatch, capsys, str(path)).out
+    assert "dated outside the period (more than 5 minutes from its edge): 1" in table
+    assert "edge      1 listed payment(s) dated within 5 minutes of the period's edge" in table
+    # A row without a time of day cannot be shown to be near the edge.
+    dated = write(tmp_path, "txn_id,sum,date\n104,1.00,2026-11-29\n", "dated.csv")
+    alone = run_cli(
+        monkeypatch, capsys, database_dsn, "reconcile", str(dated), "--date", "2026-11-30"
+    )
+    assert alone.code == 1
+    assert "dated outside the period (more than 5 minutes from its edge): 1" in alone.out
 
 
 def test_utc_stamped_rows_count_on_moscows_day(
@@ -324,7 +365,8 @@ def test_utc_stamped_rows_count_on_moscows_day(
     )
     assert result.code == 0, result.out
     found = result.json()
-    assert (found["ours_in_period"], found["dated_outside_period"]) == (2, 1)
+    # 00:00:00 on the 29th is within minutes of the period's end: not a difference.
+    assert (found["ours_in_period"], found["near_period_edge"]) == (2, 1)
 
 
 def test_rows_the_original_image_stored_count_by_created_at_in_moscow_time(

@@ -82,10 +82,12 @@ async def test_a_declared_period_and_an_unreadable_file(database_dsn: str) -> No
         Period(date(2026, 11, 29), date(2026, 11, 29)),
         "QIWI_9_202611281.csv",
     )
+    # Its rows are of the 28th, hours before the declared day: differences.
     assert (result.period.first, result.outside_period.count, result.ours) == (
         date(2026, 11, 29),
         3,
         0,
     )
+    assert (result.near_edge.count, result.differences) == (0, 3 + 3)
     with pytest.raises(BadArgumentError, match=r"^upload\.csv: line 2: sum 'x' is not an amount"):
         await run(database_dsn, b"txn_id;sum;date\n1;x;2026-11-28\n", None, "upload.csv")

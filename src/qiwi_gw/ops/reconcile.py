@@ -22,7 +22,9 @@ from qiwi_gw.ops.arguments import Commands, iso_date
 from qiwi_gw.ops.common import BadArgumentError, Job
 from qiwi_gw.ops.reconciliation import (
     DECLARED,
+    EDGE,
     FILE_NAME,
+    ROWS,
     Found,
     Mismatch,
     OurPayment,
@@ -45,6 +47,9 @@ TITLES = {
     "different_accounts": "different accounts",
     "repeated": "listed twice (one txn_id on several lines)",
     "odd_sums": "sums with more than two decimals",
+    "outside_period": (
+        f"dated outside the period (more than {EDGE.seconds // 60} minutes from its edge)"
+    ),
     "totals": "total line",
 }
 
@@ -134,15 +139,15 @@ def render(result: Reconciliation) -> str:
     if result.skipped:
         skipped = ", ".join(f"{count:,} {kind}" for kind, count in sorted(result.skipped.items()))
         summary.append(("skipped", f"{skipped} (not payments)"))
-    outside = result.outside_period
-    if outside.count:
-        lines = ", ".join(str(row.line) for row in outside.items)
-        more = ", ..." if outside.cut else ""
+    edge = result.near_edge
+    if edge.count:
+        lines = ", ".join(str(row.line) for row in edge.items)
+        more = ", ..." if edge.cut else ""
         summary.append(
             (
-                "outside",
-                f"{outside.count:,} listed payment(s) dated outside the period"
-                f" (line {lines}{more}), compared by txn_id all the same",
+                "edge",
+                f"{edge.count:,} listed payment(s) dated within {EDGE.seconds // 60} minutes of"
+                f" the period's edge (line {lines}{more}): looked up, not a difference",
             )
         )
     if not result.accounts_compared:
@@ -220,6 +225,13 @@ def render(result: Reconciliation) -> str:
             lambda row: [str(row.line), row.txn_id, row.sum_text],
             right={0, 2},
         ),
+        _section(
+            TITLES["outside_period"],
+            result.outside_period,
+            ["line", "txn_id", "account", "sum", "date"],
+            lambda row: [str(row.line), row.txn_id, row.account or "-", row.sum_text, row.when],
+            right={0, 3},
+        ),
         _totals(result.totals),
         _verdict(result),
     ]
@@ -227,9 +239,11 @@ def render(result: Reconciliation) -> str:
 
 
 def _verdict(result: Reconciliation) -> str:
+    # A guessed period cannot tell a day at its end that the file left out whole.
+    guessed = " (period guessed from the rows)" if result.period.origin == ROWS else ""
     if result.agree:
-        return f"result: the registry and qiwi_transaction agree over {result.period}"
-    return f"result: {result.differences:,} difference(s) over {result.period}"
+        return f"result: the registry and qiwi_transaction agree over {result.period}{guessed}"
+    return f"result: {result.differences:,} difference(s) over {result.period}{guessed}"
 
 
 def _totals(totals: Sequence[TotalCheck]) -> str:
@@ -276,6 +290,7 @@ def as_json_object(result: Reconciliation) -> dict[str, object]:
         "different_accounts": result.different_accounts,
         "listed_twice": result.repeated,
         "sums_with_more_than_two_decimals": result.odd_sums,
+        "dated_outside_period": result.outside_period,
     }
     return {
         "registry": result.source,
@@ -292,7 +307,7 @@ def as_json_object(result: Reconciliation) -> dict[str, object]:
         "ours_in_period": result.ours,
         "our_sum": str(result.our_amount),
         "accounts_compared": result.accounts_compared,
-        "dated_outside_period": result.outside_period.count,
+        "near_period_edge": result.near_edge.count,
         "agree": result.agree,
         "differences": result.differences,
         # Every difference is counted; each list holds the first 10,000 of its kind.
@@ -305,6 +320,7 @@ def as_json_object(result: Reconciliation) -> dict[str, object]:
         ],
         "listed_twice": [_repeat(repeat) for repeat in result.repeated.items],
         "sums_with_more_than_two_decimals": [_their_row(row) for row in result.odd_sums.items],
+        "dated_outside_period": [_their_row(row) for row in result.outside_period.items],
         "total_lines": [_total(total) for total in result.totals],
     }
 

@@ -7,6 +7,9 @@ The rules, for the CLI (``qiwi-gw reconcile``) and the console alike:
 - Every payment of ours in the period that the file does not list is "missing on
   their side", whatever the file's rows say; every row of the file is looked up by
   ``txn_id`` whatever its date ("missing on our side" when we have no such payment).
+- A row dated outside the period is a difference (the file is another day's),
+  unless it is within ``EDGE`` of the period's edge: QIWI lists a payment of
+  23:59:59 in the next day's file now and then.
 - Sums and accounts of the payments both sides list are compared; sums are kept as
   written. A sum that is not a whole number of kopecks, a ``txn_id`` listed twice
   and a total line that disagrees with the rows above it are differences too.
@@ -32,7 +35,7 @@ from bisect import bisect_left
 from collections.abc import AsyncGenerator, Iterable, Iterator
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from itertools import islice
 from pathlib import Path
@@ -43,7 +46,7 @@ import asyncpg
 from qiwi_gw.ops import registry
 from qiwi_gw.ops.common import BadArgumentError
 from qiwi_gw.ops.registry import Layout, RegistryRow, RowStream, Scan, Source, TotalCheck
-from qiwi_gw.ops.registry_fields import whole_kopecks
+from qiwi_gw.ops.registry_fields import moscow_time, whole_kopecks
 from qiwi_gw.store import registry as store
 from qiwi_gw.store.registry import Days
 
@@ -53,8 +56,10 @@ BATCH = 5000
 PREFETCH = 20_000
 # Differences of each kind kept to show; all are counted.
 SHOWN = 10_000
-# Rows dated outside the period are counted; this many are kept to show.
-OUTSIDE_SHOWN = 20
+# A row dated this close to the period's edge (a payment of 23:59:59 in the next
+# day's file) is not a difference; they are counted, this many kept to show.
+EDGE = timedelta(minutes=5)
+EDGE_SHOWN = 20
 
 DECLARED = "declared"
 FILE_NAME = "file name"
@@ -171,7 +176,8 @@ class Reconciliation:
     rows: int  # payment rows in the file (every line of a repeated txn_id counted)
     amount: Decimal
     skipped: dict[str, int]  # rows that are not payments, by their type
-    outside_period: Found[RegistryRow]  # looked up all the same; not a difference
+    outside_period: Found[RegistryRow]  # dated outside the period, beyond EDGE
+    near_edge: Found[RegistryRow]  # outside, within EDGE of its edge: not a difference
     ours: int  # our payments in the period
     our_amount: Decimal
     missing_ours: Found[RegistryRow]
@@ -199,6 +205,7 @@ class Reconciliation:
             + self.different_accounts.count
             + self.repeated.count
             + self.odd_sums.count
+            + self.outside_period.count
             + len(self.bad_totals)
         )
 
@@ -276,6 +283,7 @@ async def compare(
         amount=state.amount,
         skipped=first.skipped,
         outside_period=state.outside,
+        near_edge=state.near_edge,
         ours=summary["count"],
         our_amount=summary["sum"],
         missing_ours=state.missing_ours,
@@ -308,7 +316,8 @@ class _Comparer:
         self.lines = array("q")  # ... and its line, to find repeats
         self.rows = 0
         self.amount = Decimal("0.00")
-        self.outside: Found[RegistryRow] = Found(limit=OUTSIDE_SHOWN)
+        self.outside: Found[RegistryRow] = Found()
+        self.near_edge: Found[RegistryRow] = Found(limit=EDGE_SHOWN)
         self.missing_ours: Found[RegistryRow] = Found()
         self.different_sums: Found[Mismatch] = Found()
         self.different_accounts: Found[Mismatch] = Found()
@@ -336,7 +345,7 @@ class _Comparer:
             if not whole_kopecks(row.sum):
                 self.odd_sums.add(row)
             if period is not None and row.day not in period:
-                self.outside.add(row)
+                (self.near_edge if _near_edge(period, row) else self.outside).add(row)
             if hit is None:
                 self.missing_ours.add(row)
                 continue
@@ -357,10 +366,24 @@ class _Comparer:
 
     def sort(self) -> None:
         """Rows left for a second reading were compared last: back to the file's order."""
-        for found in (self.missing_ours, self.odd_sums, self.outside):
+        for found in (self.missing_ours, self.odd_sums, self.outside, self.near_edge):
             found.items.sort(key=lambda row: row.line)
         for pairs in (self.different_sums, self.different_accounts):
             pairs.items.sort(key=lambda pair: pair.theirs.line)
+
+
+def _near_edge(period: Period, row: RegistryRow) -> bool:
+    """Whether a row dated outside ``period`` is within ``EDGE`` of its edge; a row
+    without a time of day cannot be shown to be."""
+    moment = moscow_time(row.when)
+    if moment is None:
+        return False
+    start = datetime.combine(period.first, time())
+    if moment < start:
+        return start - moment <= EDGE
+    if period.last == date.max:
+        return False
+    return moment - datetime.combine(period.last + timedelta(days=1), time()) < EDGE
 
 
 async def _missing_theirs(

@@ -93,13 +93,22 @@ class DayReader:
         """QIWI's (Moscow) day of ``text``, or None when it is not a date."""
         if text in self._known:
             return self._known[text]
-        found = _read_day(text.strip())
+        found = _read(text.strip())
+        day = None if found is None else found[0]
         if len(self._known) < 100_000:
-            self._known[text] = found
-        return found
+            self._known[text] = day
+        return day
 
 
-def _read_day(text: str) -> date | None:
+def moscow_time(text: str) -> datetime | None:
+    """QIWI's (Moscow) time of ``text``, naive; None when it gives no time of day or
+    is not a date."""
+    found = _read(text.strip())
+    return None if found is None else found[1]
+
+
+def _read(text: str) -> tuple[date, datetime | None] | None:
+    """The Moscow day of ``text``, and its Moscow time when it gives one."""
     match = _WHEN.fullmatch(text)
     if match is None:
         return None
@@ -115,12 +124,12 @@ def _read_day(text: str) -> date | None:
         return None
     if hours is not None and (int(hours) > 23 or int(minutes) > 59 or int(seconds or 0) > 59):
         return None
-    if zone is None or zone.upper() == "MSK":
-        return day  # Moscow time already
     moment = datetime(
         day.year, day.month, day.day, int(hours or 0), int(minutes or 0), int(seconds or 0)
     )
-    return moment.replace(tzinfo=_zone(zone)).astimezone(QIWI_ZONE).date()
+    if zone is not None and zone.upper() != "MSK":
+        moment = moment.replace(tzinfo=_zone(zone)).astimezone(QIWI_ZONE).replace(tzinfo=None)
+    return moment.date(), (None if hours is None else moment)
 
 
 def _zone(text: str) -> timezone:
