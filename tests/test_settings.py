@@ -294,6 +294,24 @@ def test_pg_slaves_are_the_primary_dsn_on_other_hosts() -> None:
     assert "p%40ss" not in repr(settings)
 
 
+def test_pg_slaves_without_a_port_take_pg_real_port_past_pgbouncer() -> None:
+    """Behind PgBouncer PG_PORT is PgBouncer's; replicas are PostgreSQL servers, like
+    PG_REAL_HOST's."""
+    settings = from_env(
+        {
+            "PG_HOST": "bouncer",
+            "PG_PORT": "6432",
+            "PG_REAL_HOST": "db",
+            "PG_REAL_PORT": "5433",
+            "PG_SLAVES": "replica-1,replica-2:5434",
+        }
+    )
+    assert settings.database.replica_dsns == (
+        "postgresql://postgres@replica-1:5433/postgres",
+        "postgresql://postgres@replica-2:5434/postgres",
+    )
+
+
 def test_pg_slaves_keep_the_database_urls_options() -> None:
     settings = from_env(
         {"DATABASE_URL": "postgresql://u:p@db:5432/q?sslmode=require", "PG_SLAVES": "ro"}

@@ -258,7 +258,13 @@ def _database_settings(read: _Reader) -> DatabaseSettings:
             "is not set (nor DATABASE_URL) and QIWI_EMBEDDED_DB is false: set PG_HOST "
             "(or DATABASE_URL) to the database, or QIWI_EMBEDDED_DB=true for a throwaway one",
         )
-    replicas = tuple(_replace_host(url, *_split_port(host)) for host in slaves) if url else ()
+    # An item without a port: PG_REAL_PORT's when set (PG_PORT is then PgBouncer's, and
+    # replicas are PostgreSQL servers like PG_REAL_HOST), else the primary's.
+    replicas = tuple(
+        _replace_host(url, name, port or real_port)
+        for name, port in (_split_port(host) for host in slaves)
+        if url
+    )
     return DatabaseSettings(
         dsn=url,
         listen_dsn=listen,
@@ -362,7 +368,7 @@ def _port_or_zero(raw: str) -> int:
 
 
 def _host_list(raw: str) -> tuple[str, ...]:
-    """``host[:port]`` items separated by commas; an item without a port keeps PG_PORT's."""
+    """``host[:port]`` items separated by commas (without a port: see _database_settings)."""
     hosts = tuple(item.strip() for item in raw.split(",") if item.strip())
     for host in hosts:
         if any(character.isspace() or character in "/@?#" for character in host):
