@@ -302,7 +302,10 @@ def test_the_day_in_qiwis_file_name_is_the_period(
     # A declared period wins over the file's name.
     declared = reconcile(database_dsn, monkeypatch, capsys, str(path), "--date", "2026-11-27")
     assert declared.code == 1
-    assert "period    2026-11-27 (declared)" in declared.out
+    # ... and is said to contradict it.
+    assert "period    2026-11-27 (declared; the file's name says 2026-11-28)" in declared.out
+    agreeing = reconcile(database_dsn, monkeypatch, capsys, str(path), "--date", "2026-11-28")
+    assert "period    2026-11-28 (declared)\n" in agreeing.out
     assert "\n099      " in declared.out
 
 

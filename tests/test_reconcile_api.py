@@ -89,5 +89,8 @@ async def test_a_declared_period_and_an_unreadable_file(database_dsn: str) -> No
         0,
     )
     assert (result.near_edge.count, result.differences) == (0, 3 + 3)
+    assert cli.describe_period(result.period, result.name_day) == (
+        "2026-11-29 (declared; the file's name says 2026-11-28)"
+    )
     with pytest.raises(BadArgumentError, match=r"^upload\.csv: line 2: sum 'x' is not an amount"):
         await run(database_dsn, b"txn_id;sum;date\n1;x;2026-11-28\n", None, "upload.csv")

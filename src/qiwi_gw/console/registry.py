@@ -102,7 +102,7 @@ async def compare(request: web.Request) -> web.Response:
         "errors": [],
         "result": result,
         "titles": reconcile.TITLES,
-        "period": reconcile.describe_period(result.period),
+        "period": reconcile.describe_period(result.period, result.name_day),
         "shown": SHOWN,
     }
     return pages.render(request, "registry.html", context)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Sequence
+from datetime import date
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -120,8 +121,12 @@ async def run(
 # --- the table ---------------------------------------------------------------------
 
 
-def describe_period(period: Period) -> str:
+def describe_period(period: Period, name_day: date | None = None) -> str:
+    """Where the period came from; a declared one the file's name contradicts says so
+    (``--date`` of another day on QIWI's file of the 28th)."""
     if period.origin == DECLARED:
+        if name_day is not None and name_day not in period:
+            return f"{period} (declared; the file's name says {name_day})"
         return f"{period} (declared)"
     if period.origin == FILE_NAME:
         return f"{period} (the day in the file's name)"
@@ -133,7 +138,7 @@ def render(result: Reconciliation) -> str:
     summary = [
         ("registry", f"{result.source}: {result.layout.title}"),
         ("payments", f"{result.rows:,} listed, sum {result.amount}"),
-        ("period", describe_period(result.period)),
+        ("period", describe_period(result.period, result.name_day)),
         ("ours", f"{result.ours:,} payment(s) in the period, sum {result.our_amount}"),
     ]
     if result.skipped:
@@ -304,6 +309,7 @@ def as_json_object(result: Reconciliation) -> dict[str, object]:
         "first_date": result.period.first.isoformat(),
         "last_date": result.period.last.isoformat(),
         "period_from": result.period.origin,
+        "file_name_day": None if result.name_day is None else result.name_day.isoformat(),
         "ours_in_period": result.ours,
         "our_sum": str(result.our_amount),
         "accounts_compared": result.accounts_compared,

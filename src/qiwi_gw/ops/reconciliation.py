@@ -173,6 +173,7 @@ class Reconciliation:
     decimal_mark: str | None
     decimal_from: str
     period: Period
+    name_day: date | None  # the day in QIWI's file name, if it gives one
     rows: int  # payment rows in the file (every line of a repeated txn_id counted)
     amount: Decimal
     skipped: dict[str, int]  # rows that are not payments, by their type
@@ -279,6 +280,7 @@ async def compare(
         decimal_mark=mark,
         decimal_from=mark_from,
         period=period,
+        name_day=scanned.source.file_day,
         rows=state.rows,
         amount=state.amount,
         skipped=first.skipped,
