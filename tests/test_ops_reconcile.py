@@ -6,12 +6,17 @@ days are compared, what counts as a difference, what makes a file unreadable.
 
 from __future__ import annotations
 
+import asyncio
+import codecs
+import re
 from decimal import Decimal
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from qiwi_gw.ops import reconciliation
+from qiwi_gw.ops.common import BadArgumentError
 from tests.ops_helpers import Result, add_payment, execute, run_cli, run_process
 
 
@@ -727,6 +732,98 @@ def test_an_unreadable_registry_is_one_line_and_exit_2(
     assert result.out == ""
     assert len(result.err_lines) == 1
     assert result.err_lines[0].startswith(f"qiwi-gw reconcile: {path}: {problem}")
+
+
+def _standard_bytes(sum_text: str, total: str = "Total: 2 11.00") -> bytes:
+    return (
+        f"1\t28.11.2026\t12:00:00\t42\t10.00\r\n2\t28.11.2026\t12:00:00\t42\t{sum_text}\r\n"
+        f"{total}\r\n"
+    ).encode()
+
+
+_UTF16 = codecs.BOM_UTF16_LE + "1\t28.11.2026\t12:00:00\t42\t1.00\r\n".encode("utf-16-le")
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        (
+            _standard_bytes("123456789012345678901234567890"),
+            "line 2: sum '123456789012345678901234567890' has more than 15 digits before"
+            " the decimal mark",
+        ),
+        (
+            _standard_bytes("1 000 000 000 000 000,00"),
+            "line 2: sum '1 000 000 000 000 000,00' has more than 15 digits before",
+        ),
+        (
+            _standard_bytes("1.00000000001"),
+            "line 2: sum '1.00000000001' has more than 10 decimals",
+        ),
+        (
+            _standard_bytes("1.00", "Total: 2 1" + "0" * 20),
+            "line 3: the total '100000000000000000000' has more than 15 digits",
+        ),
+        (
+            b"txn_id,date,sum\n1,0001-01-01T00:00:00+03:00,10.45\n",
+            "line 2: date '0001-01-01T00:00:00+03:00' is not a date",
+        ),
+        (
+            b"txn_id,date,sum\n1,9999-12-31T23:30:00-05:00,10.45\n",
+            "line 2: date '9999-12-31T23:30:00-05:00' is not a date",
+        ),
+        (
+            b"txn_id,date,sum\n1,2026-11-28T12:00:00+99:00,10.45\n",
+            "line 2: date '2026-11-28T12:00:00+99:00' is not a date",
+        ),
+        # A quoted field over the csv module's limit of 131,072 characters.
+        (
+            b'txn_id,date,account,sum\n1,2026-11-28,"' + b"9\n" * 70_000 + b'",1.00\n',
+            "line 2: cannot read it: field larger than field limit (131072)",
+        ),
+        (
+            _UTF16[:-1],
+            "the file starts with UTF-16's byte-order mark but is not UTF-16 from byte 62 (counted from 0) on",
+        ),
+        (
+            _UTF16 + b"\x00\xd8" + "\r\n".encode("utf-16-le"),
+            "the file starts with UTF-16's byte-order mark but is not UTF-16 from byte 64 (counted from 0) on",
+        ),
+        (
+            codecs.BOM_UTF8
+            + "txn_id;date;sum\n1;28.11.2026;1,00\n".encode("cp1251")
+            + "Итого\n".encode("cp1251"),
+            "the file starts with UTF-8's byte-order mark but is not UTF-8 from byte 37",
+        ),
+        (
+            b"5\t28.11.2026\t12:00:00\t42\t1.00\r\n1\x002\t28.11.2026\t12:00:00\t42\t1.00\r\n",
+            "line 2: txn_id '1\\x002' holds a NUL character",
+        ),
+    ],
+)
+async def test_what_was_a_traceback_is_one_line_through_the_cli_and_the_api(
+    database_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    data: bytes,
+    problem: str,
+) -> None:
+    path = tmp_path / "QIWI_1_202611281.csv"
+    path.write_bytes(data)
+    result = await asyncio.to_thread(
+        run_cli, monkeypatch, capsys, database_dsn, "reconcile", str(path)
+    )
+    assert (result.code, result.out) == (2, ""), result.err
+    assert len(result.err_lines) == 1
+    assert result.err_lines[0].startswith(f"qiwi-gw reconcile: {path}: {problem}")
+    # The console calls reconcile() with the upload's bytes: a typed error, not a 500.
+    connection = await asyncpg.connect(database_dsn)
+    try:
+        with pytest.raises(BadArgumentError, match=re.escape(f"upload.csv: {problem}")):
+            await reconciliation.reconcile(data, None, connection, name="upload.csv")
+    finally:
+        await connection.close()
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,14 @@ from decimal import Decimal
 import pytest
 
 from qiwi_gw.ops.registry import Source
-from qiwi_gw.ops.registry_fields import COMMA, POINT, DayReader, read_sum, whole_kopecks
+from qiwi_gw.ops.registry_fields import (
+    COMMA,
+    POINT,
+    DayReader,
+    out_of_range,
+    read_sum,
+    whole_kopecks,
+)
 
 
 @pytest.mark.parametrize(
@@ -50,6 +57,18 @@ def test_not_a_sum(text: str) -> None:
     assert read_sum(text, POINT) is None
 
 
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("999999999999999.9999999999", None),
+        ("1000000000000000", "has more than 15 digits before the decimal mark"),
+        ("0.00000000001", "has more than 10 decimals"),
+    ],
+)
+def test_a_sum_too_long_to_be_one(text: str, problem: str | None) -> None:
+    assert out_of_range(Decimal(text)) == problem
+
+
 def test_whole_kopecks() -> None:
     assert whole_kopecks(Decimal("1500.000"))
     assert not whole_kopecks(Decimal("500.004"))
@@ -78,7 +97,19 @@ def test_qiwis_day(text: str, day: date) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["28/11/2026", "2026-02-30", "28.11.2026 24:00", "28.11.2026 12:61", "yesterday", ""]
+    "text",
+    [
+        "28/11/2026",
+        "2026-02-30",
+        "28.11.2026 24:00",
+        "28.11.2026 12:61",
+        "yesterday",
+        "",
+        # Beyond the calendar once the zone is applied, or a zone of a day and more.
+        "0001-01-01T00:00:00+03:00",
+        "9999-12-31T23:30:00-05:00",
+        "2026-11-28T12:00:00+99:00",
+    ],
 )
 def test_not_a_date(text: str) -> None:
     assert DayReader().day(text) is None

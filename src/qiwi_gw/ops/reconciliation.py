@@ -46,7 +46,7 @@ import asyncpg
 from qiwi_gw.ops import registry
 from qiwi_gw.ops.common import BadArgumentError
 from qiwi_gw.ops.registry import Layout, RegistryRow, RowStream, Scan, Source, TotalCheck
-from qiwi_gw.ops.registry_fields import moscow_time, whole_kopecks
+from qiwi_gw.ops.registry_fields import SUMS, moscow_time, whole_kopecks
 from qiwi_gw.store import registry as store
 from qiwi_gw.store.registry import Days
 
@@ -341,7 +341,7 @@ class _Comparer:
         accounts = self.scanned.layout.has_accounts
         for row, hit in zip(batch, hits, strict=True):
             self.rows += 1
-            self.amount += row.sum
+            self.amount = SUMS.add(self.amount, row.sum)
             self.hashes.append(hash(row.txn_id))
             self.lines.append(row.line)
             if not whole_kopecks(row.sum):

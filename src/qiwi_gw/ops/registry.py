@@ -46,7 +46,9 @@ from qiwi_gw.ops.common import BadArgumentError
 from qiwi_gw.ops.registry_fields import (
     MARK_NAMES,
     POINT,
+    SUMS,
     DayReader,
+    out_of_range,
     read_sum,
 )
 
@@ -77,8 +79,9 @@ _DELIMITER_NAMES = {",": "commas", ";": "semicolons", "\t": "tabs"}
 _HEADER_SEARCH_LINES = 10
 _TOTAL_LABELS = ("total", "итого", "всего")
 _STANDARD_TOTAL = re.compile(r"total\s*:?\s*([^\s:]+)\s+(\S+)", re.IGNORECASE)
-# Sums most files hold: no spaces, a decimal point with one or two decimals or none.
-_PLAIN_SUM = re.compile(r"\d+(?:\.\d\d?)?")
+# Sums most files hold: no spaces, a decimal point with one or two decimals or none
+# (and no more whole digits than a sum may have: longer ones take the slow path).
+_PLAIN_SUM = re.compile(r"\d{1,15}(?:\.\d\d?)?")
 _PLAIN_TIME = re.compile(r"(?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d)?")
 _FILE_DAY = re.compile(r"QIWI_.+_(\d{8})\d*\.\w+", re.IGNORECASE)
 _SPACES = str.maketrans("", "", " \u00a0\u202f\u2009'")
@@ -165,28 +168,54 @@ def _text(source: Source, encoding: str) -> Iterator[io.TextIOWrapper]:
 
 
 def _encoding(source: Source) -> str:
-    """UTF-8 or UTF-16 by its byte-order mark; else UTF-8 if every byte decodes as
-    UTF-8 (checked a chunk at a time), else Windows-1251."""
+    """UTF-8 or UTF-16 by its byte-order mark, if every byte decodes so (else it is
+    refused); else UTF-8 if every byte decodes as UTF-8, else Windows-1251. Checked a
+    chunk at a time, so that reading the rows never meets a byte it cannot decode."""
     with source.open() as binary:
         head = binary.read(4)
-        if head.startswith(codecs.BOM_UTF8):
-            return "utf-8-sig"
-        if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-            return "utf-16"
+        for bom, encoding, label in _MARKED:
+            if head.startswith(bom):
+                offset = _undecodable(binary, head, encoding)
+                if offset is not None:
+                    raise BadArgumentError(
+                        f"{source.name}: the file starts with {label}'s byte-order mark but is"
+                        f" not {label} from byte {offset} (counted from 0) on: cut short, or"
+                        " a character broken"
+                    )
+                return encoding
         if b"\x00" in head:
             raise BadArgumentError(
                 f"{source.name}: the file looks like UTF-16 without a byte-order mark;"
                 " save it as UTF-8 or as UTF-16 with a BOM"
             )
-        decoder = codecs.getincrementaldecoder("utf-8")()
-        try:
-            decoder.decode(head)
-            while chunk := binary.read(1 << 20):
-                decoder.decode(chunk)
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
+        if _undecodable(binary, head, "utf-8") is not None:
             return "cp1251"
     return "utf-8"
+
+
+_MARKED = (
+    (codecs.BOM_UTF8, "utf-8-sig", "UTF-8"),
+    (codecs.BOM_UTF16_LE, "utf-16", "UTF-16"),
+    (codecs.BOM_UTF16_BE, "utf-16", "UTF-16"),
+)
+
+
+def _undecodable(binary: IO[bytes], head: bytes, encoding: str) -> int | None:
+    """The offset of the first byte of the file (``head``, then the rest of
+    ``binary``) that does not decode, or None when all of it does."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    offset, chunk, final = 0, head, False
+    while True:
+        pending = len(decoder.getstate()[0])
+        try:
+            decoder.decode(chunk, final=final)
+        except UnicodeDecodeError as exc:
+            return offset - pending + exc.start
+        if final:
+            return None
+        offset += len(chunk)
+        chunk = binary.read(1 << 20)
+        final = not chunk
 
 
 # --- the layout ------------------------------------------------------------------
@@ -404,25 +433,28 @@ class _Reader:
         tally = self.tally
         skip_to = layout.header_line or 0
         number = 1
-        for cells in reader:
-            line, number = number, reader.line_num + 1
-            if line <= skip_to:
-                continue
-            # Most lines start with a digit: neither blank nor a total line.
-            if not (cells and cells[0][:1].isdigit()):
-                if not any(cell.strip() for cell in cells):
+        try:
+            for cells in reader:
+                line, number = number, reader.line_num + 1
+                if line <= skip_to:
                     continue
-                if _is_total(cells):
-                    self._total(cells, line)
-                    tally.ends_with_total = True
-                    continue
-            tally.ends_with_total = False
-            row = self._standard(cells, line) if standard else self._row(cells, line)
-            if row is not None:
-                tally.rows += 1
-                self._segment_count += 1
-                self._segment_sum += row.sum
-                yield row
+                # Most lines start with a digit: neither blank nor a total line.
+                if not (cells and cells[0][:1].isdigit()):
+                    if not any(cell.strip() for cell in cells):
+                        continue
+                    if _is_total(cells):
+                        self._total(cells, line)
+                        tally.ends_with_total = True
+                        continue
+                tally.ends_with_total = False
+                row = self._standard(cells, line) if standard else self._row(cells, line)
+                if row is not None:
+                    tally.rows += 1
+                    self._segment_count += 1
+                    self._segment_sum = SUMS.add(self._segment_sum, row.sum)
+                    yield row
+        except csv.Error as exc:  # a quoted field longer than the csv module takes
+            raise self._fail(number, f"cannot read it: {exc}") from None
         if standard and not tally.ends_with_total:
             tally.totals.append(
                 TotalCheck(None, "", None, None, None, self._segment_count, self._segment_sum)
@@ -482,6 +514,8 @@ class _Reader:
     ) -> RegistryRow | None:
         if not txn_id:
             raise self._fail(line, "txn_id is empty")
+        if "\x00" in txn_id:  # PostgreSQL's text cannot hold one to look it up
+            raise self._fail(line, f"txn_id {txn_id!r} holds a NUL character")
         amount: Decimal | None
         if _PLAIN_SUM.fullmatch(sum_text):
             amount = Decimal(sum_text)
@@ -506,6 +540,8 @@ class _Reader:
         reading = read_sum(text, self.decimal_mark)
         if reading is None:
             raise self._fail(line, f"{what} {text!r} is not an amount like 10.45")
+        if reading.value is not None and (problem := out_of_range(reading.value)):
+            raise self._fail(line, f"{what} {text!r} {problem}")
         if reading.shows is not None:
             self.tally.marks.add(reading.shows)
         if reading.value is None and self.tally.ambiguous is None:
@@ -622,6 +658,12 @@ class RowStream:
             raise BadArgumentError(
                 f"{self._scan.name}: cannot read: {exc.strerror or exc}"
             ) from None
+        except UnicodeDecodeError:
+            # Every byte decoded when scanned: the file changed since.
+            raise BadArgumentError(
+                f"{self._scan.name}: no longer decodes as {self._scan.encoding}: changed while"
+                " being read?"
+            ) from None
 
     @property
     def totals(self) -> list[TotalCheck]:
@@ -681,6 +723,8 @@ def scan(source: Source, decimal_mark: str | None = None) -> Scan:
             layout = _detect(source.name, _first_lines(text))
     except OSError as exc:
         raise BadArgumentError(f"{source.name}: cannot read: {exc.strerror or exc}") from None
+    except csv.Error as exc:
+        raise BadArgumentError(f"{source.name}: cannot read its first lines: {exc}") from None
     if decimal_mark is not None:
         origin = "declared"
     elif layout.decimal_mark is not None:

@@ -3,7 +3,9 @@
 Sums: spaces between thousands are dropped; a dot or a comma may be the decimal
 mark. Most spellings say which mark is the decimal one (``10,45``, ``1,234.56``,
 ``1.234.567``); ``1,500`` and ``1.500`` do not (one and a half, or fifteen
-hundred), so ``read_sum`` leaves those to the file's convention.
+hundred), so ``read_sum`` leaves those to the file's convention. A sum has at most
+``MAX_WHOLE_DIGITS`` digits before its mark and ``MAX_DECIMALS`` after it
+(``out_of_range``), so that adding a file's sums in ``SUMS`` is exact.
 
 Dates: ``YYYY-MM-DD``, ``DD.MM.YYYY``, ``YYYYMMDD`` (or ``YYYYMMDDHHMMSS``), each
 with or without a time (``9:59``, ``09:59:00``), with or without a zone (``Z``,
@@ -16,7 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
-from decimal import Decimal
+from decimal import Context, Decimal
 
 from qiwi_gw.store.registry import QIWI_ZONE
 
@@ -29,6 +31,12 @@ _PLAIN = re.compile(r"[+-]?\d+(?:\.\d{1,2})?")
 _ONE_MARK = re.compile(r"([+-]?)(\d+)([.,])(\d+)")
 _GROUPED = re.compile(r"([+-]?)(\d{1,3})([.,])(\d{3}(?:\3\d{3})*)(?:([.,])(\d+))?")
 _CENT = Decimal("0.01")
+
+# Far above any payment (numeric(17,2) holds 15 digits before the point), and small
+# enough that ``SUMS`` adds a billion of them without rounding.
+MAX_WHOLE_DIGITS = 15
+MAX_DECIMALS = 10
+SUMS = Context(prec=MAX_WHOLE_DIGITS + MAX_DECIMALS + 20)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +75,17 @@ def read_sum(raw: str, decimal_mark: str | None) -> SumReading | None:
             return SumReading(Decimal(digits), COMMA if group_mark == POINT else POINT)
         if mark != group_mark:
             return SumReading(Decimal(f"{digits}.{fraction}"), mark)
+    return None
+
+
+def out_of_range(value: Decimal) -> str | None:
+    """What makes a sum too long to be one (``has more than 10 decimals``), or None."""
+    _, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)  # a sum read is finite
+    if len(digits) + exponent > MAX_WHOLE_DIGITS:
+        return f"has more than {MAX_WHOLE_DIGITS} digits before the decimal mark"
+    if -exponent > MAX_DECIMALS:
+        return f"has more than {MAX_DECIMALS} decimals"
     return None
 
 
@@ -128,7 +147,11 @@ def _read(text: str) -> tuple[date, datetime | None] | None:
         day.year, day.month, day.day, int(hours or 0), int(minutes or 0), int(seconds or 0)
     )
     if zone is not None and zone.upper() != "MSK":
-        moment = moment.replace(tzinfo=_zone(zone)).astimezone(QIWI_ZONE).replace(tzinfo=None)
+        try:
+            moment = moment.replace(tzinfo=_zone(zone)).astimezone(QIWI_ZONE)
+        except (OverflowError, ValueError):
+            return None  # a zone of a day or more, or beyond the calendar's ends
+        moment = moment.replace(tzinfo=None)
     return moment.date(), (None if hours is None else moment)
 
 
