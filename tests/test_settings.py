@@ -406,6 +406,8 @@ def test_a_bad_percent_escape_in_database_url_is_named_without_the_url(url: str)
         ({"QIWI_WEBHOOK_TIMEOUT": "inf"}, "QIWI_WEBHOOK_TIMEOUT"),
         ({"QIWI_WEBHOOK_RETRY_MIN": "10", "QIWI_WEBHOOK_RETRY_MAX": "5"}, "QIWI_WEBHOOK_RETRY_MAX"),
         ({"QIWI_WEBHOOK_CONCURRENCY": "many"}, "QIWI_WEBHOOK_CONCURRENCY"),
+        # The lease covers two of the recorder's 500-outcome batches, no more.
+        ({"QIWI_WEBHOOK_CONCURRENCY": "501"}, "QIWI_WEBHOOK_CONCURRENCY"),
         ({"QIWI_DB_POOL_SIZE": "0"}, "QIWI_DB_POOL_SIZE"),
         ({"PG_SCHEMA": "bad-name"}, "PG_SCHEMA"),
         ({"PG_SCHEMA": "Public"}, "PG_SCHEMA"),

@@ -16,6 +16,7 @@ after a claim that found nothing.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import os
 import secrets
@@ -51,6 +52,9 @@ MAINTENANCE_INTERVAL: Final = 3600.0
 # Rows an outage held back are made due this many at a time, each batch its own
 # statement: the first deliveries start after one batch, not after the whole backlog.
 RELEASE_BATCH: Final = 5000
+# While draining a backlog, wait at most this long for half the slots to free up
+# before claiming for the free ones: batches without stalling behind slow deliveries.
+DRAIN_BATCH_WAIT: Final = 0.05
 # A payment claimed as it was stored is sent when its NOTIFY arrives; should the
 # notification be lost, it is sent this long after the commit all the same.
 NOTIFY_GRACE: Final = 1.0
@@ -122,6 +126,8 @@ class Dispatcher:
         # Claiming a backlog: wait for half the slots to be free, so a batch of rows
         # costs one round trip rather than one per finished delivery.
         self._draining = False
+        # ... but never for long: slow deliveries must not hold back what is due.
+        self._draining_until = 0.0
         self._in_flight: set[asyncio.Task[None]] = set()
         # Slots lent to the committer for payments it is inserting claimed, and the
         # rows it inserted so, waiting for their NOTIFY.
@@ -133,8 +139,9 @@ class Dispatcher:
         self._loop_task: asyncio.Task[None] | None = None
         self._release_task: asyncio.Task[None] | None = None
         self._next_maintenance = 0.0
-        # When the earliest retry this process scheduled falls due (monotonic clock).
-        self._next_retry_at = float("inf")
+        # When the retries this process scheduled fall due (monotonic clock), a heap:
+        # each wakes the loop, not only the earliest.
+        self._retries: list[float] = []
         # Rows held by an outage survive a restart: the first sign of life after
         # start releases them, as the end of an outage would.
         self._release_on_next_answer = True
@@ -245,6 +252,7 @@ class Dispatcher:
             logger.info("dispatcher stopped; %d claims released", released)
 
     async def _run(self) -> None:
+        await self._probe_held()
         while not self._stopping:
             try:
                 await self._maintain()
@@ -272,13 +280,19 @@ class Dispatcher:
         if not self._maybe_due:
             return None
         free = self._free_slots()
-        if free <= 0 or (self._draining and free < self._settings.concurrency // 2):
+        if free <= 0:
             return None  # a finished delivery wakes the loop
+        if self._draining and free < self._settings.concurrency // 2:
+            # Batch a backlog, but never wait on slow deliveries for long.
+            wait = self._draining_until - time.monotonic()
+            if wait > 0:
+                return wait
         return self._breaker.seconds_until_round() or 0.0
 
     async def _sleep(self) -> None:
         now = time.monotonic()
-        timeout = min(self._settings.sweep_interval, max(0.0, self._next_retry_at - now))
+        next_retry = self._retries[0] if self._retries else float("inf")
+        timeout = min(self._settings.sweep_interval, max(0.0, next_retry - now))
         until_claim = self._seconds_until_claim()
         if until_claim is not None:
             timeout = min(timeout, until_claim)
@@ -289,8 +303,10 @@ class Dispatcher:
             # The sweep, a retry falling due or the breaker's next round.
             self._maybe_due = True
         self._wake.clear()
-        if self._next_retry_at <= time.monotonic():
-            self._next_retry_at = float("inf")
+        now = time.monotonic()
+        while self._retries and self._retries[0] <= now:
+            heapq.heappop(self._retries)
+            self._maybe_due = True
 
     async def _claim_and_send(self) -> None:
         if self._stopping or self._seconds_until_claim() != 0.0:
@@ -308,6 +324,7 @@ class Dispatcher:
             return
         self._breaker.started(len(rows))
         self._draining = len(rows) == allowed
+        self._draining_until = time.monotonic() + DRAIN_BATCH_WAIT
         # Rows stored while the claim ran were not seen by it.
         self._maybe_due = self._draining or self._wakes != wakes
         for row in rows:
@@ -326,14 +343,17 @@ class Dispatcher:
 
     async def _deliver(self, row: DueRow) -> None:
         delivery = await self._sender.send(row)
+        # Held only by an outage already under way: a failure that opens the breaker
+        # (or happens while it is closed) keeps its own backoff.
+        was_open = self._breaker.is_open
         try:
             self._account(row, delivery)
         finally:
             # Whatever happened above, the outcome is recorded: a lost one would
             # bring the row back every lease with no backoff.
-            self._recorder.add(self._outcome(delivery))
+            self._recorder.add(self._outcome(delivery, was_open))
 
-    def _outcome(self, delivery: Delivery) -> Outcome:
+    def _outcome(self, delivery: Delivery, was_open: bool) -> Outcome:
         if delivery.delivered:
             return Outcome(delivery.record, delivered=True)
         delay = retry_delay(
@@ -343,7 +363,7 @@ class Dispatcher:
             delivery.record,
             delivered=False,
             retry_in=delay,
-            held=delivery.verdict is Verdict.DOWN,
+            held=delivery.verdict is Verdict.DOWN and was_open,
         )
 
     def _account(self, row: DueRow, delivery: Delivery) -> None:
@@ -395,6 +415,15 @@ class Dispatcher:
                 )
                 self._release_task.add_done_callback(_report_death)
 
+    async def _probe_held(self) -> None:
+        """After a restart during an outage the held rows wait out their backoff: one
+        of them is made due now, a probe whose answer releases the rest."""
+        try:
+            async with self._pool.acquire(timeout=self._db_timeout) as connection:
+                await transactions.release_held(connection, 1)
+        except DATABASE_ERRORS as exc:
+            logger.warning("cannot probe with a held payment: %s", describe(exc))
+
     async def _release_held(self) -> None:
         """Make the rows held back by the outage due, batch by batch, waking the
         loop after each so deliveries start while the rest is released."""
@@ -426,9 +455,11 @@ class Dispatcher:
         delays = [outcome.retry_in for outcome in outcomes if not outcome.delivered]
         if not delays:
             return
-        retry_at = time.monotonic() + min(delays)
-        if retry_at < self._next_retry_at:
-            self._next_retry_at = retry_at
+        now = time.monotonic()
+        earliest = self._retries[0] if self._retries else float("inf")
+        for delay in delays:
+            heapq.heappush(self._retries, now + delay)
+        if self._retries[0] < earliest:
             self._wake.set()  # the loop is asleep on a longer timeout
 
     async def _maintain(self) -> None:

@@ -143,7 +143,7 @@ class Settings:
             timeout=read.parsed("QIWI_WEBHOOK_TIMEOUT", 15.0, _positive_float),
             retry_min=read.parsed("QIWI_WEBHOOK_RETRY_MIN", 1.0, _positive_float),
             retry_max=read.parsed("QIWI_WEBHOOK_RETRY_MAX", 600.0, _positive_float),
-            concurrency=read.parsed("QIWI_WEBHOOK_CONCURRENCY", 16, _positive_int),
+            concurrency=read.parsed("QIWI_WEBHOOK_CONCURRENCY", 16, _concurrency),
             sweep_interval=read.parsed("QIWI_SWEEP_INTERVAL", 5.0, _positive_float),
             attempt_retention_days=read.parsed("QIWI_ATTEMPT_RETENTION_DAYS", 30, _positive_int),
         )
@@ -386,6 +386,15 @@ def _split_port(item: str) -> tuple[str, int | None]:
         host, _, port = item.partition(":")
         return host, _port(port)
     return item, None
+
+
+def _concurrency(raw: str) -> int:
+    # The lease covers two batches of the outcome recorder (500 outcomes each); more
+    # deliveries in flight than one batch would break that arithmetic.
+    value = _positive_int(raw)
+    if value > 500:
+        raise ValueError(f"{raw!r} is more than 500 deliveries at once")
+    return value
 
 
 def _positive_int(raw: str) -> int:
