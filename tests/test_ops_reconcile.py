@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import re
+import tracemalloc
 from decimal import Decimal
 from pathlib import Path
 
@@ -783,11 +784,13 @@ _UTF16 = codecs.BOM_UTF16_LE + "1\t28.11.2026\t12:00:00\t42\t1.00\r\n".encode("u
         ),
         (
             _UTF16[:-1],
-            "the file starts with UTF-16's byte-order mark but is not UTF-16 from byte 62 (counted from 0) on",
+            "the file starts with UTF-16's byte-order mark but is not UTF-16 from byte 62"
+            " (counted from 0) on",
         ),
         (
             _UTF16 + b"\x00\xd8" + "\r\n".encode("utf-16-le"),
-            "the file starts with UTF-16's byte-order mark but is not UTF-16 from byte 64 (counted from 0) on",
+            "the file starts with UTF-16's byte-order mark but is not UTF-16 from byte 64"
+            " (counted from 0) on",
         ),
         (
             codecs.BOM_UTF8
@@ -824,6 +827,40 @@ async def test_what_was_a_traceback_is_one_line_through_the_cli_and_the_api(
             await reconciliation.reconcile(data, None, connection, name="upload.csv")
     finally:
         await connection.close()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"1\t28.11.2026\t12:00:00\t" + b"9" * 20_000_000 + b"\t1.00\r\nTotal: 1 1.00\r\n",
+        b"txn_id,date,account,sum\r\n1,2026-11-28," + b"9" * 20_000_000 + b",1.00\r\n",
+    ],
+    ids=["standard", "csv"],
+)
+def test_a_line_too_long_is_refused_before_it_is_held_whole(
+    database_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    data: bytes,
+) -> None:
+    """A line of a registry is a few hundred characters; one of 20 MB (or 300) was
+    read whole into memory before the csv module gave up on it with a traceback."""
+    path = tmp_path / "QIWI_1_202611281.csv"
+    path.write_bytes(data)
+    tracemalloc.start()
+    try:
+        result = run_cli(monkeypatch, capsys, database_dsn, "reconcile", str(path))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert (result.code, result.out) == (2, "")
+    number = 1 if data.startswith(b"1") else 2
+    assert result.err_lines == [
+        f"qiwi-gw reconcile: {path}: line {number}: longer than 4,096 characters,"
+        " which no line of a registry is"
+    ]
+    assert peak < 10_000_000
 
 
 @pytest.mark.parametrize(

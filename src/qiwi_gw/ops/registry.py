@@ -19,7 +19,8 @@ Layouts, told apart by the file's first lines:
   there is refused (a row sorted above it); an ``Итого``/``Total`` line is checked.
 
 The file is UTF-8 or UTF-16 with a byte-order mark, else UTF-8, else Windows-1251;
-lines end in LF, CRLF or a bare CR; blank lines are skipped. A file is read twice
+lines end in LF, CRLF or a bare CR; blank lines are skipped; a line longer than
+``MAX_LINE`` characters is refused. A file is read twice
 (``scan`` checks every line and settles the decimal mark, then ``Scan.read`` gives
 the rows), never held whole in memory. A problem that makes it unreadable is a
 ``BadArgumentError`` naming the line.
@@ -77,6 +78,9 @@ STANDARD_FIELDS = ("txn_id", "date", "time", "account", "sum")
 DELIMITERS = (",", ";", "\t")
 _DELIMITER_NAMES = {",": "commas", ";": "semicolons", "\t": "tabs"}
 _HEADER_SEARCH_LINES = 10
+# A registry's line is a few hundred characters (a bank transfer's purpose is at most
+# 210); a longer one is refused before it is read whole: one of 300 MB would be held.
+MAX_LINE = 4096
 _TOTAL_LABELS = ("total", "итого", "всего")
 _STANDARD_TOTAL = re.compile(r"total\s*:?\s*([^\s:]+)\s+(\S+)", re.IGNORECASE)
 # Sums most files hold: no spaces, a decimal point with one or two decimals or none
@@ -345,9 +349,23 @@ def _standard_fields(cells: list[str]) -> list[str]:
     return cells[:end]
 
 
-def _first_lines(text: io.TextIOWrapper) -> list[tuple[int, str]]:
+def _capped(text: io.TextIOWrapper, name: str) -> Iterator[str]:
+    """The file's lines, endings kept, each refused once past ``MAX_LINE``."""
+    readline = text.readline
+    number = 0
+    while line := readline(MAX_LINE + 1):
+        number += 1
+        if len(line) > MAX_LINE:
+            raise BadArgumentError(
+                f"{name}: line {number}: longer than {MAX_LINE:,} characters, which no line"
+                " of a registry is"
+            )
+        yield line
+
+
+def _first_lines(name: str, text: io.TextIOWrapper) -> list[tuple[int, str]]:
     found: list[tuple[int, str]] = []
-    for number, line in enumerate(text, start=1):
+    for number, line in enumerate(_capped(text, name), start=1):
         if line.strip():
             found.append((number, line.rstrip("\r\n")))
             if len(found) == _HEADER_SEARCH_LINES:
@@ -426,7 +444,7 @@ class _Reader:
         layout = self.layout
         standard = layout.key == QIWI_STANDARD
         reader = csv.reader(
-            text,
+            _capped(text, self.name),
             delimiter=layout.delimiter,
             quoting=csv.QUOTE_NONE if standard else csv.QUOTE_MINIMAL,
         )
@@ -720,7 +738,7 @@ def scan(source: Source, decimal_mark: str | None = None) -> Scan:
     try:
         encoding = _encoding(source)
         with _text(source, encoding) as text:
-            layout = _detect(source.name, _first_lines(text))
+            layout = _detect(source.name, _first_lines(source.name, text))
     except OSError as exc:
         raise BadArgumentError(f"{source.name}: cannot read: {exc.strerror or exc}") from None
     except csv.Error as exc:
