@@ -15,7 +15,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from qiwi_gw import migrations
+from qiwi_gw import dispatcher as dispatcher_module
+from qiwi_gw import keys, migrations
 from qiwi_gw.app import create_app
 from qiwi_gw.channel import MAX_BYTES, channel_for
 from qiwi_gw.settings import Settings
@@ -79,8 +80,10 @@ async def test_python_and_sql_name_the_same_channel(empty_database_dsn: str) -> 
 
 
 async def test_a_63_character_schema_stores_and_delivers(
-    empty_database_dsn: str, aiohttp_client: Any
+    empty_database_dsn: str, aiohttp_client: Any, monkeypatch: Any
 ) -> None:
+    # Delivered through the NOTIFY alone: no sweep, no fallback timer in time.
+    monkeypatch.setattr(dispatcher_module, "NOTIFY_GRACE", 600.0)
     migrations.apply(empty_database_dsn, LONGEST)
     async with Backend() as backend:
         settings = Settings.from_env(
@@ -88,10 +91,11 @@ async def test_a_63_character_schema_stores_and_delivers(
                 "DATABASE_URL": empty_database_dsn,
                 "PG_SCHEMA": LONGEST,
                 "QIWI_WEBHOOK_URL": backend.url,
-                "QIWI_SWEEP_INTERVAL": "1",
+                "QIWI_SWEEP_INTERVAL": "600",
             }
         )
         client = await aiohttp_client(create_app(settings, empty_database_dsn))
+        await client.app[keys.DISPATCHER].listener.up.wait()
         pay = {
             "command": "pay",
             "txn_id": "6301",

@@ -32,6 +32,7 @@ import asyncpg
 
 from qiwi_gw import db, recorder
 from qiwi_gw.backoff import Breaker, retry_delay
+from qiwi_gw.channel import channel_for
 from qiwi_gw.db import DATABASE_ERRORS
 from qiwi_gw.errors import describe
 from qiwi_gw.listener import Listener
@@ -61,11 +62,6 @@ NOTIFY_GRACE: Final = 1.0
 # Notifications remembered for payments whose commit this process has not seen yet
 # (the NOTIFY can overtake the committer's result on another connection).
 RECENT_NOTIFIES: Final = 4096
-
-
-def channel_for(schema: str) -> str:
-    """The channel the migration's trigger notifies on."""
-    return f"qiwi_gw:{schema}"
 
 
 @dataclass(frozen=True)
