@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Awaitable, Callable
 
 import asyncpg
 
+from qiwi_gw.backoff import retry_delay
 from qiwi_gw.db import DATABASE_ERRORS
 from qiwi_gw.errors import describe
 
@@ -47,19 +47,20 @@ class Listener:
 
     async def run(self) -> None:
         """Listen until cancelled."""
-        delay = 0.0
+        failures = 0
         while True:
             try:
                 connection = await self._connect()
             except DATABASE_ERRORS as exc:
-                delay = min(RECONNECT_MAX, max(RECONNECT_MIN, delay * 2))
+                failures += 1
+                # Jittered: replicas that lost the database together do not return together.
+                delay = retry_delay(failures, RECONNECT_MIN, RECONNECT_MAX)
                 logger.warning(
                     "listener cannot connect (%s); retrying in %.2f s", describe(exc), delay
                 )
-                # Full jitter: replicas that lost the database together do not return together.
-                await asyncio.sleep(random.uniform(0, delay))
+                await asyncio.sleep(delay)
                 continue
-            delay = 0.0
+            failures = 0
             try:
                 await self._listen(connection)
             finally:

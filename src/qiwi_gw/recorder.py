@@ -11,6 +11,7 @@ from typing import Final
 
 import asyncpg
 
+from qiwi_gw.backoff import retry_delay
 from qiwi_gw.db import DATABASE_ERRORS
 from qiwi_gw.errors import describe
 from qiwi_gw.store import transactions
@@ -23,6 +24,8 @@ MAX_BATCH: Final = 500
 # connection and running the statement included), then given up: its claims
 # expire and the rows are sent again.
 BUDGET_IN_TIMEOUTS: Final = 3
+# The first pause between tries; doubling from there.
+RETRY_MIN: Final = 0.2
 
 
 def worst_case_seconds(db_timeout: float) -> float:
@@ -101,19 +104,20 @@ class OutcomeRecorder:
 
     async def _write(self, batch: list[Outcome]) -> None:
         deadline = time.monotonic() + BUDGET_IN_TIMEOUTS * self._db_timeout
-        pause = 0.2
+        failures = 0
         while True:
             try:
                 async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
                     async with self._pool.acquire(timeout=self._db_timeout) as connection:
                         await transactions.record_outcomes(connection, batch, self._owner)
             except DATABASE_ERRORS as exc:
+                failures += 1
+                pause = retry_delay(failures, RETRY_MIN, self._db_timeout)
                 if time.monotonic() + pause >= deadline:
                     # Claims expire and the rows are sent again: at-least-once, never lost.
                     logger.error("cannot record %d webhook outcomes: %s", len(batch), describe(exc))
                     return
                 await asyncio.sleep(pause)
-                pause *= 2
                 continue
             self._on_written(batch)
             return
