@@ -10,6 +10,7 @@ import asyncio
 import codecs
 import re
 import tracemalloc
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -471,6 +472,7 @@ def test_a_txn_id_listed_twice_is_a_difference_not_a_malformed_file(
         {
             "txn_id": "101",
             "lines": [2, 4],
+            "listed": 2,
             "their_sums": ["10.45", "10.54"],
             "same_sums": False,
             "our_sum": "10.45",
@@ -478,6 +480,7 @@ def test_a_txn_id_listed_twice_is_a_difference_not_a_malformed_file(
         {
             "txn_id": "102",
             "lines": [3, 5],
+            "listed": 2,
             "their_sums": ["500.00", "500.00"],
             "same_sums": True,
             "our_sum": "500.00",
@@ -485,6 +488,7 @@ def test_a_txn_id_listed_twice_is_a_difference_not_a_malformed_file(
         {
             "txn_id": "999",
             "lines": [6, 7],
+            "listed": 2,
             "their_sums": ["1.00", "1.00"],
             "same_sums": True,
             "our_sum": None,
@@ -493,6 +497,75 @@ def test_a_txn_id_listed_twice_is_a_difference_not_a_malformed_file(
     assert [(item["line"], item["their_sum"]) for item in found["different_sums"]] == [(4, "10.54")]
     assert [item["line"] for item in found["missing_on_our_side"]] == [6, 7]
     assert found["missing_on_their_side"] == []
+
+
+def test_a_txn_id_listed_many_times_keeps_the_first_lines_and_counts_all(
+    database_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """Every line of a repeated txn_id used to be kept (a million-line file of repeats
+    took 753 MB): now the first 10 lines of each, and the first groups only."""
+    monkeypatch.setattr(reconciliation, "SHOWN", 2)
+    lines = ["7\t28.11.2026\t10:00:00\t42\t1.00\r\n" for _ in range(24)]
+    lines.append("7\t28.11.2026\t10:00:00\t42\t9.00\r\n")  # line 25: past the lines kept
+    lines += [f"{n}\t28.11.2026\t10:00:00\t42\t1.00\r\n" for n in (8, 8, 9, 9)]
+    path = write(tmp_path, "".join(lines) + "Total: 29 37.00\r\n", "QIWI_1_202611281.csv")
+    result = run_cli(monkeypatch, capsys, database_dsn, "reconcile", str(path), "--json")
+    assert result.code == 1
+    found = result.json()
+    assert found["counts"]["listed_twice"] == 3
+    first, second = found["listed_twice"]
+    assert (first["txn_id"], first["listed"], first["same_sums"]) == ("7", 25, False)
+    assert first["lines"] == list(range(1, 11))
+    assert (second["txn_id"], second["lines"], second["listed"]) == ("8", [26, 27], 2)
+    table = reconcile(database_dsn, monkeypatch, capsys, str(path)).out
+    assert "listed twice (one txn_id on several lines): 3 (the first 2 listed)" in table
+    lines_shown = ", ".join(map(str, range(1, 11)))
+    assert f"{lines_shown}, ... (25 lines)" in table
+
+
+def _peak_memory(run: Callable[[], Result]) -> tuple[Result, int]:
+    tracemalloc.start()
+    try:
+        result = run()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_repeats_cost_no_more_memory_than_distinct_lines(
+    database_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """The same number of lines, every txn_id twice, against a baseline of distinct
+    txn_ids measured in the same test. What is kept to show is bounded by SHOWN (100
+    here), so the peaks differ by little; keeping every repeated row made it 5 times."""
+    monkeypatch.setattr(reconciliation, "SHOWN", 100)
+    lines = 60_000
+
+    def registry(name: str, code: Callable[[int], int]) -> Path:
+        body = "".join(
+            f"{code(n)}\t28.11.2026\t12:00:00\t0957835959\t10.00\r\n" for n in range(lines)
+        )
+        return write(tmp_path, body + f"Total: {lines} {lines * 10}.00\r\n", name)
+
+    distinct = registry("QIWI_1_202611281.csv", lambda n: 10_000_000 + n)
+    twice = registry("QIWI_2_202611281.csv", lambda n: 10_000_000 + n % (lines // 2))
+
+    def run(path: Path) -> Result:
+        return run_cli(monkeypatch, capsys, database_dsn, "reconcile", str(path))
+
+    base, base_peak = _peak_memory(lambda: run(distinct))
+    repeated, repeated_peak = _peak_memory(lambda: run(twice))
+    assert (base.code, repeated.code) == (1, 1)
+    assert "listed twice (one txn_id on several lines): 30,000 (the first 100 listed)" in (
+        repeated.out
+    )
+    assert repeated_peak < 1.5 * base_peak, (repeated_peak, base_peak)
 
 
 @pytest.mark.parametrize(

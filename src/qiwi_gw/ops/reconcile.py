@@ -216,8 +216,10 @@ def render(result: Reconciliation) -> str:
             ["txn_id", "lines", "their sums", "our sum"],
             lambda repeat: [
                 repeat.txn_id,
-                ", ".join(str(row.line) for row in repeat.rows),
+                ", ".join(str(row.line) for row in repeat.rows)
+                + (f", ... ({repeat.listed:,} lines)" if repeat.cut else ""),
                 ", ".join(row.sum_text for row in repeat.rows)
+                + (", ..." if repeat.cut else "")
                 + ("" if repeat.same_sums else " (different)"),
                 repeat.ours.sum_text if repeat.ours else "not ours",
             ],
@@ -368,7 +370,8 @@ def _mismatch(pair: Mismatch, what: str) -> dict[str, object]:
 def _repeat(repeat: Repeat) -> dict[str, object]:
     return {
         "txn_id": repeat.txn_id,
-        "lines": [row.line for row in repeat.rows],
+        "lines": [row.line for row in repeat.rows],  # the first 10
+        "listed": repeat.listed,
         "their_sums": [row.sum_text for row in repeat.rows],
         "same_sums": repeat.same_sums,
         "our_sum": repeat.ours.sum_text if repeat.ours else None,

@@ -114,7 +114,8 @@ class DayReader:
             return self._known[text]
         found = _read(text.strip())
         day = None if found is None else found[0]
-        if len(self._known) < 100_000:
+        # Bounded: a hostile file's dates could be a thousand spaces long each.
+        if len(self._known) < 100_000 and len(text) <= 64:
             self._known[text] = day
         return day
 
