@@ -647,6 +647,34 @@ def test_a_standard_registry_without_its_total_line_may_be_cut_short(
     assert "missing: the file does not end with one (cut short?)" in result.out
 
 
+def test_what_a_terminal_would_act_on_is_printed_escaped(
+    database_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """Cells came out raw: an account holding cursor-up and erase-line sequences could
+    wipe the lines above it off the operator's screen, a right-to-left override turn
+    a txn_id around."""
+    add_payment(database_dsn, "1", account="7701234567", amount="1.00")
+    erase = "\x1b[1A\x1b[2K" * 3
+    text = (
+        "txn_id,date,account,sum\r\n"
+        f'1,2026-11-28 12:00:00,"7701234567{erase}",1.00\r\n'
+        "2\u202e9,2026-11-28 12:00:00,42\u200b\x00,1.00\r\n"
+    )
+    path = write(tmp_path, text, "QIWI_1_202611281.csv")
+    result = reconcile(database_dsn, monkeypatch, capsys, str(path))
+    assert result.code == 1
+    assert all(character.isprintable() or character == "\n" for character in result.out)
+    assert "7701234567\\x1b[1A\\x1b[2K\\x1b[1A" in result.out
+    assert "2\\u202e9  42\\u200b\\x00" in result.out
+    header = write(tmp_path, "txn_id,\x1b[2Jdate\r\n1,2\r\n")
+    refused = reconcile(database_dsn, monkeypatch, capsys, str(header))
+    assert refused.code == 2
+    assert refused.err_lines[0].endswith("(it has: txn_id, \\x1b[2jdate)")
+
+
 # --- ambiguous numbers ------------------------------------------------------------------
 
 

@@ -35,7 +35,7 @@ from qiwi_gw.ops.reconciliation import (
     compare,
 )
 from qiwi_gw.ops.registry import RegistryRow, Scan, TotalCheck
-from qiwi_gw.ops.registry_fields import COMMA, POINT
+from qiwi_gw.ops.registry_fields import COMMA, POINT, printable
 from qiwi_gw.settings import Settings
 
 T = TypeVar("T")
@@ -134,15 +134,18 @@ def describe_period(period: Period, name_day: date | None = None) -> str:
 
 
 def render(result: Reconciliation) -> str:
-    """The result as the CLI prints it: a summary, then one section per kind of difference."""
+    """The result as the CLI prints it: a summary, then one section per kind of difference.
+    What the file (or a row of ours) holds is printed escaped (``printable``)."""
     summary = [
-        ("registry", f"{result.source}: {result.layout.title}"),
+        ("registry", f"{printable(result.source)}: {result.layout.title}"),
         ("payments", f"{result.rows:,} listed, sum {result.amount}"),
         ("period", describe_period(result.period, result.name_day)),
         ("ours", f"{result.ours:,} payment(s) in the period, sum {result.our_amount}"),
     ]
     if result.skipped:
-        skipped = ", ".join(f"{count:,} {kind}" for kind, count in sorted(result.skipped.items()))
+        skipped = ", ".join(
+            f"{count:,} {printable(kind)}" for kind, count in sorted(result.skipped.items())
+        )
         summary.append(("skipped", f"{skipped} (not payments)"))
     edge = result.near_edge
     if edge.count:
@@ -280,9 +283,8 @@ def _section(
     if not found.count:
         return f"{title}: none"
     shown = f" (the first {len(found.items):,} listed)" if found.cut else ""
-    return f"{title}: {found.count:,}{shown}\n" + output.table(
-        headers, [cells(item) for item in found.items], right
-    )
+    rows = [[printable(cell) for cell in cells(item)] for item in found.items]
+    return f"{title}: {found.count:,}{shown}\n" + output.table(headers, rows, right)
 
 
 # --- JSON ----------------------------------------------------------------------------

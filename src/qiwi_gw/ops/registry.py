@@ -50,6 +50,7 @@ from qiwi_gw.ops.registry_fields import (
     SUMS,
     DayReader,
     out_of_range,
+    printable,
     read_sum,
 )
 
@@ -299,7 +300,7 @@ def _header(name: str, number: int, line: str, titles: list[tuple[int, str]]) ->
     if missing:
         raise BadArgumentError(
             f"{name}: line {number}: the header has no {', '.join(missing)} column"
-            f" (it has: {', '.join(n for n in names if n) or 'nothing'})"
+            f" (it has: {printable(', '.join(n for n in names if n)) or 'nothing'})"
         )
     _check_titles(name, number, delimiter, titles)
     notes = []

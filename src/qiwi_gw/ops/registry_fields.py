@@ -78,6 +78,18 @@ def read_sum(raw: str, decimal_mark: str | None) -> SumReading | None:
     return None
 
 
+def printable(text: str) -> str:
+    """``text`` with what a terminal would act on (escape sequences, control and format
+    characters, line breaks) written as Python escapes (``\\x1b``): a cell is data,
+    and one could otherwise rewrite the operator's screen."""
+    if text.isprintable():
+        return text
+    return "".join(
+        character if character.isprintable() else character.encode("unicode_escape").decode()
+        for character in text
+    )
+
+
 def out_of_range(value: Decimal) -> str | None:
     """What makes a sum too long to be one (``has more than 10 decimals``), or None."""
     _, digits, exponent = value.as_tuple()
