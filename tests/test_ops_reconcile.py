@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import os
 import re
+import shutil
+import subprocess
+import sys
 import tracemalloc
 from collections.abc import Callable
 from decimal import Decimal
@@ -1000,6 +1004,38 @@ def test_a_missing_file_needs_no_database(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
         f"qiwi-gw reconcile: {tmp_path / 'nope.csv'}: no such file"
+    ]
+
+
+def test_a_pipe_is_read_like_a_file(database_dsn: str, tmp_path: Path) -> None:
+    """``reconcile <(unzip -p ...)``: a pipe can be read once, and was opened again for
+    each reading, the second of which found it empty."""
+    add_payment(database_dsn, "1", amount="10.00")
+    path = write(tmp_path, "1\t28.11.2026\t12:00:00\t42\t10.00\r\nTotal: 1 10.00\r\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG_", "QIWI_"))}
+    script = '"$0" -m qiwi_gw reconcile <(cat "$1") --date 2026-11-28'
+    bash = shutil.which("bash")
+    assert bash is not None
+    result = subprocess.run(
+        [bash, "-c", script, sys.executable, str(path)],
+        env={**env, "DATABASE_URL": database_dsn},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "QIWI's standard registry" in result.stdout
+    assert result.stdout.rstrip().endswith("agree over 2026-11-28")
+
+
+def test_a_device_is_not_a_registry(tmp_path: Path) -> None:
+    result = run_process(
+        "reconcile", "/dev/zero", env={"DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none"}
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "qiwi-gw reconcile: /dev/zero: not a file or a pipe to read a registry from"
     ]
 
 

@@ -113,7 +113,10 @@ async def run(
     declared: Period | None,
     as_json: bool,
 ) -> int:
-    result = await compare(scanned, declared, connection)
+    try:
+        result = await compare(scanned, declared, connection)
+    finally:
+        scanned.source.close()  # a pipe's copy
     print(output.to_json(as_json_object(result)) if as_json else render(result))
     return 0 if result.agree else 1
 

@@ -31,7 +31,9 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import os
 import re
+import stat
 import tempfile
 from array import array
 from collections import Counter
@@ -130,13 +132,19 @@ class Source:
 
     @classmethod
     def from_path(cls, path: Path) -> Source:
+        """A file, read where it is; or a pipe (``reconcile <(unzip -p ...)``), which
+        can be read only once, so copied first."""
         try:
-            with path.open("rb"):
-                pass
+            with path.open("rb") as stream:
+                mode = os.fstat(stream.fileno()).st_mode
+                if stat.S_ISFIFO(mode):
+                    return cls.of(stream, str(path))
         except FileNotFoundError:
             raise BadArgumentError(f"{path}: no such file") from None
         except OSError as exc:
             raise BadArgumentError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        if not stat.S_ISREG(mode):  # a device would be read forever (/dev/zero)
+            raise BadArgumentError(f"{path}: not a file or a pipe to read a registry from")
         return cls(str(path), lambda: path.open("rb"))
 
     def open(self) -> AbstractContextManager[IO[bytes]]:
