@@ -237,3 +237,31 @@ def test_the_original_images_rows_go_by_created_at_in_moscow_time(
     ]
     previous = ("export", "--from", "2026-10-31", "--to", "2026-10-31", "--json")
     assert run_cli(monkeypatch, capsys, database_dsn, *previous).json() == []
+
+
+@pytest.mark.parametrize("layout", ["qiwi", "csv"])
+def test_an_account_with_spaces_around_it_reconciles_with_its_own_export(
+    database_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    layout: str,
+) -> None:
+    """The file's cells are read without the spaces around them; ours were compared
+    with them, so our own export showed " 0957835959 " as a different account."""
+    add_payment(database_dsn, "1", account=" 0957835959 ", txn_date="2026-11-28 12:00:00")
+    add_payment(database_dsn, "2", account="42", txn_date="2026-11-28 13:00:00")
+    args = ("export", "--from", "2026-11-28", "--to", "2026-11-28", "--format", layout)
+    exported = run_cli(monkeypatch, capsys, database_dsn, *args)
+    registry = tmp_path / "QIWI_4242_202611281.csv"
+    registry.write_bytes(exported.out.encode())
+    result = run_cli(monkeypatch, capsys, database_dsn, "reconcile", str(registry))
+    assert result.code == 0, result.out
+    # Spaces inside an account are no spaces around it.
+    cell = "\t{}\t" if layout == "qiwi" else ",{},"
+    registry.write_bytes(exported.out.replace(cell.format("42"), cell.format("4 2")).encode())
+    differing = run_cli(monkeypatch, capsys, database_dsn, "reconcile", str(registry), "--json")
+    assert [
+        (item["our_account"], item["their_account"])
+        for item in differing.json()["different_accounts"]
+    ] == [("42", "4 2")]

@@ -11,7 +11,7 @@ The rules, for the CLI (``qiwi-gw reconcile``) and the console alike:
   unless it is within ``EDGE`` of the period's edge: QIWI lists a payment of
   23:59:59 in the next day's file now and then.
 - Sums and accounts of the payments both sides list are compared; sums are kept as
-  written. A sum that is not a whole number of kopecks, a ``txn_id`` listed twice
+  written, accounts compared without the spaces around them (on both sides). A sum that is not a whole number of kopecks, a ``txn_id`` listed twice
   and a total line that disagrees with the rows above it are differences too.
 - The result agrees only when none of that was found. Every difference is counted;
   the first ``SHOWN`` of each kind are kept to show (a file compared with the wrong
@@ -360,7 +360,8 @@ class _Comparer:
             self.matched_ids.append(our_id)
             # The same spelling is the same sum; only other spellings need Decimal.
             other_sum = our_sum != row.sum_text and Decimal(our_sum) != row.sum
-            other_account = accounts and our_account != row.account
+            # The file's cells are read without the spaces around them: ours too.
+            other_account = accounts and our_account.strip() != row.account
             if other_sum or other_account:
                 differing.append((row, other_sum, other_account))
         if differing:
