@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from qiwi_gw.errors import describe
 from qiwi_gw.settings import DatabaseSettings, mask_dsn
 
 # What a query against an unreachable, restarting or overloaded database raises.
@@ -73,50 +70,6 @@ async def connect(settings: DatabaseSettings, dsn: str) -> asyncpg.Connection:
         server_settings=server_settings(settings),
     )
     return connection
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where a read-only reader's connection went, and which replicas it passed over."""
-
-    connection: asyncpg.Connection
-    where: str
-    replica: bool
-    passed_over: tuple[str, ...] = field(default=())
-
-    def describe(self) -> str:
-        """One line for an operator: where the data comes from and what that implies."""
-        if self.replica:
-            return f"reading from replica {self.where} (PG_SLAVES): it may lag the primary"
-        if self.passed_over:
-            return (
-                f"no replica answered ({'; '.join(self.passed_over)}): "
-                f"reading from the primary {self.where}"
-            )
-        return f"reading from the primary {self.where}"
-
-
-async def connect_for_reading(
-    settings: DatabaseSettings, primary_dsn: str, **options: Any
-) -> Source:
-    """A connection for queries that only read: the first of ``settings.replica_dsns``
-    (PG_SLAVES) that answers, else ``primary_dsn``. Nothing that writes, and nothing
-    ``/payment`` needs, may come here: a replica refuses writes and may be behind.
-
-    ``options`` go to ``asyncpg.connect``; the primary's failure is raised as it is.
-    """
-    passed_over: list[str] = []
-    for dsn in settings.replica_dsns:
-        try:
-            connection: asyncpg.Connection = await asyncpg.connect(
-                dsn, timeout=settings.timeout, **options
-            )
-        except DATABASE_ERRORS as exc:
-            passed_over.append(f"{where(dsn)}: {describe(exc)}")
-            continue
-        return Source(connection, where(dsn), replica=True)
-    connection = await asyncpg.connect(primary_dsn, timeout=settings.timeout, **options)
-    return Source(connection, where(primary_dsn), replica=False, passed_over=tuple(passed_over))
 
 
 def where(dsn: str) -> str:

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 from qiwi_gw.ops import export, history, pending, prune, reconcile, resend, status
 from qiwi_gw.ops.arguments import Commands
-from qiwi_gw.ops.common import READ_ONLY_COMMANDS, Job, connect
+from qiwi_gw.ops.common import CURRENT_COMMANDS, READ_ONLY_COMMANDS, Job, connect
 from qiwi_gw.settings import Settings
 
 MODULES = (status, pending, history, resend, export, reconcile, prune)
@@ -33,7 +33,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     """Check the arguments, then run the command on the configured database."""
     job: Job = args.prepare(args)
     with _database(settings) as dsn:
-        return asyncio.run(_run(job, settings, dsn, args.command in READ_ONLY_COMMANDS))
+        return asyncio.run(_run(job, settings, dsn, args.command))
 
 
 @contextmanager
@@ -50,6 +50,11 @@ def _database(settings: Settings) -> Iterator[str]:
         yield dsn
 
 
-async def _run(job: Job, settings: Settings, dsn: str, read_only: bool) -> int:
-    async with connect(settings.database, dsn, read_only=read_only) as connection:
+async def _run(job: Job, settings: Settings, dsn: str, command: str) -> int:
+    async with connect(
+        settings.database,
+        dsn,
+        read_only=command in READ_ONLY_COMMANDS,
+        current=command in CURRENT_COMMANDS,
+    ) as connection:
         return await job(connection, settings)

@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from qiwi_gw import db
+from qiwi_gw import db, replicas
 from qiwi_gw.db import DATABASE_ERRORS
 from qiwi_gw.errors import DatabaseUnavailableError, QiwiGwError, describe
 from qiwi_gw.settings import DatabaseSettings, Settings, mask_dsn
@@ -30,17 +30,21 @@ class NotFoundError(QiwiGwError):
 
 # The commands that only read: with PG_SLAVES they run on the first replica that answers.
 READ_ONLY_COMMANDS = frozenset({"status", "pending", "attempts", "export", "reconcile"})
+# Of those, the ones that read a replica only once it has caught up with the primary: a
+# payment a replica has not replayed yet would be reported missing on our side.
+CURRENT_COMMANDS = frozenset({"reconcile"})
 
 
 @asynccontextmanager
 async def connect(
-    settings: DatabaseSettings, dsn: str, *, read_only: bool = False
+    settings: DatabaseSettings, dsn: str, *, read_only: bool = False, current: bool = False
 ) -> AsyncIterator[asyncpg.Connection]:
     """One connection with the gateway's search_path; database errors become one line.
 
-    ``read_only``: to a replica of PG_SLAVES when one answers, else to ``dsn``; which one
-    is said on stderr, so that stdout stays the answer (JSON, CSV). No command timeout:
-    an export or a prune may rightly run for minutes.
+    ``read_only``: to a replica of PG_SLAVES when one is usable (``current``: and has
+    caught up with the primary), else to ``dsn``; which one, and how stale, is said on
+    stderr, so that stdout stays the answer (JSON, CSV). No command timeout on the primary:
+    an export or a prune may rightly run for minutes (a replica's is in ``replicas``).
     """
     options: dict[str, Any] = {
         "server_settings": {**db.server_settings(settings), "application_name": APPLICATION_NAME},
@@ -49,7 +53,7 @@ async def connect(
     }
     try:
         if read_only and settings.replica_dsns:
-            source = await db.connect_for_reading(settings, dsn, **options)
+            source = await replicas.connect_for_reading(settings, dsn, current=current, **options)
             print(f"qiwi-gw: {source.describe()}", file=sys.stderr)
             connection = source.connection
         else:
