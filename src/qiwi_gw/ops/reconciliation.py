@@ -11,8 +11,9 @@ The rules, for the CLI (``qiwi-gw reconcile``) and the console alike:
   unless it is within ``EDGE`` of the period's edge: QIWI lists a payment of
   23:59:59 in the next day's file now and then.
 - Sums and accounts of the payments both sides list are compared; sums are kept as
-  written, accounts compared without the spaces around them (on both sides). A sum that is not a whole number of kopecks, a ``txn_id`` listed twice
-  and a total line that disagrees with the rows above it are differences too.
+  written, accounts compared without the spaces around them (on both sides). A
+  sum that is not a whole number of kopecks, a ``txn_id`` listed twice and a total
+  line that disagrees with the rows above it are differences too.
 - The result agrees only when none of that was found. Every difference is counted;
   the first ``SHOWN`` of each kind are kept to show (a file compared with the wrong
   database differs on every line, and a million listed helps nobody).
