@@ -265,3 +265,39 @@ def test_an_account_with_spaces_around_it_reconciles_with_its_own_export(
         (item["our_account"], item["their_account"])
         for item in differing.json()["different_accounts"]
     ] == [("42", "4 2")]
+
+
+FORMULAS = ['=HYPERLINK("http://x","click")', "+1", "-2+3", "@SUM(1)", "\tcmd", "'quoted"]
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_quoted(
+    database_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """A spreadsheet runs a cell starting with = + - @ (or a tab, a CR) as a formula:
+    the CSV export wrote an account '=HYPERLINK(...)' raw. Such a cell now starts with
+    a single quote (a leading quote too, so the quote can be taken off again), and the
+    export still reconciles with the table."""
+    for number, account in enumerate(FORMULAS, start=1):
+        add_payment(database_dsn, str(number), account=account, txn_date="2026-11-28 12:00:00")
+    add_payment(database_dsn, "=7", account="42", txn_date="2026-11-28 12:00:00")
+    args = ("export", "--from", "2026-11-28", "--to", "2026-11-28")
+    exported = run_cli(monkeypatch, capsys, database_dsn, *args)
+    rows = list(csv.reader(io.StringIO(exported.out)))[1:]
+    assert sorted(row[2] for row in rows) == sorted(
+        ["'" + account for account in FORMULAS] + ["42"]
+    )
+    assert "'=7" in [row[0] for row in rows]
+    # JSON and QIWI's layout are for programs: written as stored.
+    as_json = run_cli(monkeypatch, capsys, database_dsn, *args, "--json").json()
+    assert sorted(item["account"] for item in as_json) == sorted([*FORMULAS, "42"])
+    qiwi = run_cli(monkeypatch, capsys, database_dsn, *args, "--format", "qiwi").out
+    assert '\t=HYPERLINK("http://x","click")\t' in qiwi
+    registry = tmp_path / "ours.csv"
+    registry.write_text(exported.out)
+    result = run_cli(
+        monkeypatch, capsys, database_dsn, "reconcile", str(registry), "--date", "2026-11-28"
+    )
+    assert result.code == 0, result.out

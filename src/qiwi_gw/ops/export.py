@@ -8,6 +8,13 @@ original image stored without one, ``created_at`` in Moscow time (see
 rows too. ``--format qiwi`` writes QIWI's standard registry layout, Total line
 included. Rows stream from a cursor through the ``txn_date`` index, so a month of
 payments never sits in memory.
+
+CSV is opened in spreadsheets, which run a cell starting with ``=``, ``+``, ``-``,
+``@``, a tab or a CR as a formula (``=HYPERLINK(...)`` in an account): such a txn_id
+or account is written after a single quote, the spreadsheet's mark for text, as
+OWASP's advice on CSV injection has it; so is one starting with a quote, so that
+``reconcile`` can take the quote off again (``unquote``). JSON and QIWI's layout are
+read by programs and written as stored.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ import asyncpg
 from qiwi_gw.ops import output
 from qiwi_gw.ops.arguments import Commands, iso_date
 from qiwi_gw.ops.common import BadArgumentError, Job
-from qiwi_gw.ops.registry import EXPORT_COLUMNS, standard_line, standard_total
+from qiwi_gw.ops.registry import EXPORT_COLUMNS, quoted, standard_line, standard_total
 from qiwi_gw.settings import Settings
 from qiwi_gw.store import registry as store
 
@@ -83,9 +90,9 @@ class ExportRow:
     def cells(self) -> list[str | int]:
         """The CSV row, in the order of ``COLUMNS``."""
         return [
-            self.code,
+            quoted(self.code),
             self.id,
-            self.account,
+            quoted(self.account),
             output.money(self.sum),
             output.local(self.txn_date),
             output.when(self.created_at),

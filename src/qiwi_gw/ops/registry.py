@@ -520,10 +520,14 @@ class _Reader:
         when = cells[columns["date"]].strip()
         if "time" in columns:
             when = f"{when} {cells[columns['time']].strip()}".strip()
+        txn_id = cells[columns["txn_id"]].strip()
         account = cells[columns["account"]].strip() if "account" in columns else None
+        if layout.key == OUR_EXPORT:  # its cells that looked like formulas were quoted
+            txn_id = unquote(txn_id)
+            account = None if account is None else unquote(account).strip()
         return self._make(
             line,
-            cells[columns["txn_id"]].strip(),
+            txn_id,
             account,
             cells[columns["sum"]].strip(),
             self._days.day(when),
@@ -790,3 +794,19 @@ def standard_line(txn_id: str, moment: datetime, account: str, amount: str) -> s
 
 def standard_total(count: int, amount: str) -> str:
     return f"Total: {count} {amount}\r\n"
+
+
+# --- writing our CSV export ------------------------------------------------------------
+
+# What a spreadsheet takes for the start of a formula, and the quote that marks text.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+def quoted(cell: str) -> str:
+    """A cell of our CSV export that a spreadsheet would run as a formula, after a
+    single quote (which it shows as text); ``unquote`` reverses it exactly."""
+    return "'" + cell if cell.startswith(_FORMULA_STARTS) else cell
+
+
+def unquote(cell: str) -> str:
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith(_FORMULA_STARTS) else cell
