@@ -80,6 +80,14 @@ def test_a_day_without_payments_agrees_only_if_we_have_none(
     empty_29th.write_bytes(b"Total: 0 0.00\r\n")
     result = reconcile(dsn, monkeypatch, capsys, empty_29th)
     assert result.code == 0, result.out + result.err
+    # Sums in kopecks on both sides, none at all too (our side printed "0").
+    assert "ours      0 payment(s) in the period, sum 0.00" in result.out
+    found = reconcile(dsn, monkeypatch, capsys, empty_29th, "--json").json()
+    assert (found["sum"], found["our_sum"], found["total_lines"][0]["sum_above"]) == (
+        "0.00",
+        "0.00",
+        "0.00",
+    )
     assert result.out.splitlines()[-1] == (
         "result: the registry and qiwi_transaction agree over 2026-11-29"
     )

@@ -447,7 +447,7 @@ class _Reader:
         # Only QIWI's report has payment types; elsewhere a purpose is free text.
         self._purpose = layout.columns.get("purpose") if layout.key == QIWI_REPORT else None
         self._segment_count = 0
-        self._segment_sum = Decimal(0)
+        self._segment_sum = Decimal("0.00")
 
     def rows(self, text: io.TextIOWrapper) -> Iterator[RegistryRow]:
         layout = self.layout
@@ -593,7 +593,7 @@ class _Reader:
                 line, text, count, amount, amount_text, self._segment_count, self._segment_sum
             )
         )
-        self._segment_count, self._segment_sum = 0, Decimal(0)
+        self._segment_count, self._segment_sum = 0, Decimal("0.00")
 
     def _declared(self, cells: list[str], text: str, line: int) -> tuple[str | None, str | None]:
         """The count and the amount a total line declares, as written."""

@@ -59,7 +59,7 @@ SELECT_REGISTRY = (
 
 # Reconcile: the period's count and sum, and its ids (8 bytes a row to stream).
 PERIOD_SUMMARY = f"""
-SELECT count(*) AS count, coalesce(sum(sum), 0) AS sum
+SELECT count(*) AS count, coalesce(sum(sum), 0.00) AS sum
 FROM ({_in_period("sum", "sum")}) AS period
 """
 PERIOD_IDS = _in_period("id", "id")
