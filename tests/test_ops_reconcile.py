@@ -712,6 +712,42 @@ def test_1_500_is_read_by_the_files_own_decimal_mark(
     assert Decimal(found["sum"]) == Decimal("17.45") + Decimal(ours)
 
 
+@pytest.mark.parametrize(
+    ("others", "ours", "mark"),
+    [
+        (("1,50", "10,45"), "1.50", "comma"),  # the file shows commas: 1,500 is 1.5
+        (("1.50", "10.45"), "1500.00", "point"),
+        (("2", "10"), "1500.00", "point"),  # no other sum says: QIWI's layout, a point
+    ],
+    ids=["comma-decimal", "point-decimal", "no mark shown"],
+)
+def test_a_standard_registry_takes_its_decimal_mark_from_its_sums(
+    database_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    others: tuple[str, str],
+    ours: str,
+    mark: str,
+) -> None:
+    """QIWI's layout takes a decimal point, but a file written with decimal commas
+    had its 1,500 read as fifteen hundred all the same."""
+    add_payment(database_dsn, "1", amount=ours)
+    add_payment(database_dsn, "2", amount=others[0].replace(",", "."))
+    add_payment(database_dsn, "3", amount=others[1].replace(",", "."))
+    text = "".join(
+        f"{code}\t28.11.2026\t12:00:00\t42\t{amount}\r\n"
+        for code, amount in (("1", "1,500"), ("2", others[0]), ("3", others[1]))
+    )
+    path = write(tmp_path, text, "QIWI_1_202611281.csv")
+    result = run_cli(monkeypatch, capsys, database_dsn, "reconcile", str(path), "--json")
+    found = result.json()
+    assert (found["decimal_mark"], found["different_sums"]) == (mark, [])
+    assert Decimal(found["sum"]) == Decimal(ours) + sum(
+        Decimal(other.replace(",", ".")) for other in others
+    )
+
+
 def test_a_sum_settled_late_is_compared_all_the_same(
     database_dsn: str,
     monkeypatch: pytest.MonkeyPatch,

@@ -242,7 +242,8 @@ class Layout:
     columns: dict[str, int]
     width: int
     header_line: int | None = None
-    # QIWI's standard registry takes a decimal point by definition.
+    # QIWI's standard registry takes a decimal point by definition: the mark when the
+    # file's own sums show none (a file written with commas shows them).
     decimal_mark: str | None = None
 
     @property
@@ -656,7 +657,7 @@ class Scan:
     source: Source
     layout: Layout
     encoding: str
-    decimal_mark: str | None  # the operator's, or the layout's; else the file's sums decide
+    decimal_mark: str | None  # the operator's; else the file's sums, else the layout's
     decimal_from: str = ""
 
     @property
@@ -729,6 +730,9 @@ class RowStream:
             return self.decimal_mark, self._scan.decimal_from
         if len(tally.marks) == 1:
             return next(iter(tally.marks)), "the file's sums"
+        default = self._scan.layout.decimal_mark
+        if not tally.marks and default is not None:
+            return default, "QIWI's standard layout"
         if tally.ambiguous is not None:
             line, text = tally.ambiguous
             whole, fraction = re.split(r"[.,]", text.translate(_SPACES), maxsplit=1)
@@ -745,8 +749,8 @@ def scan(source: Source, decimal_mark: str | None = None) -> Scan:
     """Check the file's encoding and tell its layout; ``BadArgumentError`` if it cannot.
 
     ``decimal_mark`` (``"."`` or ``","``) is the operator's word for sums such as
-    ``1,500``; without it the layout or the file's other sums decide, or such a sum
-    is refused when the rows are read.
+    ``1,500``; without it the file's other sums decide, else the layout (QIWI's
+    standard one takes a point), or such a sum is refused when the rows are read.
     """
     try:
         encoding = _encoding(source)
@@ -756,18 +760,12 @@ def scan(source: Source, decimal_mark: str | None = None) -> Scan:
         raise BadArgumentError(f"{source.name}: cannot read: {exc.strerror or exc}") from None
     except csv.Error as exc:
         raise BadArgumentError(f"{source.name}: cannot read its first lines: {exc}") from None
-    if decimal_mark is not None:
-        origin = "declared"
-    elif layout.decimal_mark is not None:
-        origin = "QIWI's standard layout"
-    else:
-        origin = ""
     return Scan(
         source=source,
         layout=layout,
         encoding=encoding,
-        decimal_mark=decimal_mark or layout.decimal_mark,
-        decimal_from=origin,
+        decimal_mark=decimal_mark,
+        decimal_from="" if decimal_mark is None else "declared",
     )
 
 
