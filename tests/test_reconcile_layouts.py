@@ -70,6 +70,41 @@ def test_qiwis_standard_registry(
     )
 
 
+@pytest.mark.parametrize(
+    "ending",
+    ["\r\n\x1a", "\r\n\x1a\r\n", "\x1a\r\n", "\x1a"],
+    ids=["after the last line", "on a line of its own", "before the line break", "no break"],
+)
+def test_a_dos_end_of_file_mark_ends_the_file(
+    dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    ending: str,
+) -> None:
+    """DOS tools end a text file with ^Z: it read as a line of one field, exit 2."""
+    path = tmp_path / "QIWI_4242_202611281.csv"
+    text = standard().rstrip("\r\n") + ending
+    path.write_bytes(text.encode())
+    result = reconcile(dsn, monkeypatch, capsys, path)
+    assert result.code == 0, result.out + result.err
+
+
+def test_a_payment_after_the_end_of_file_mark_is_refused(
+    dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "QIWI_4242_202611281.csv"
+    path.write_bytes((standard() + "\x1a1234999\t28.11.2026\t12:00:00\t42\t5.00\r\n").encode())
+    result = reconcile(dsn, monkeypatch, capsys, path)
+    assert (result.code, result.out) == (2, "")
+    assert result.err_lines == [
+        f"qiwi-gw reconcile: {path}: line 5: text after the end-of-file mark (^Z)"
+    ]
+
+
 def test_a_day_without_payments_agrees_only_if_we_have_none(
     dsn: str,
     monkeypatch: pytest.MonkeyPatch,

@@ -360,7 +360,8 @@ def _standard_fields(cells: list[str]) -> list[str]:
 
 
 def _capped(text: io.TextIOWrapper, name: str) -> Iterator[str]:
-    """The file's lines, endings kept, each refused once past ``MAX_LINE``."""
+    """The file's lines, endings kept, each refused once past ``MAX_LINE``; up to a
+    DOS end-of-file mark (^Z), after which nothing but blanks may come."""
     readline = text.readline
     number = 0
     while line := readline(MAX_LINE + 1):
@@ -370,7 +371,21 @@ def _capped(text: io.TextIOWrapper, name: str) -> Iterator[str]:
                 f"{name}: line {number}: longer than {MAX_LINE:,} characters, which no line"
                 " of a registry is"
             )
+        if _END in line:
+            line, _, rest = line.partition(_END)
+            while rest:
+                if rest.strip():
+                    raise BadArgumentError(
+                        f"{name}: line {number}: text after the end-of-file mark (^Z)"
+                    )
+                rest = readline(MAX_LINE)
+            if line:
+                yield line
+            return
         yield line
+
+
+_END = "\x1a"  # DOS's end-of-file mark, which its tools write after the last line
 
 
 def _first_lines(name: str, text: io.TextIOWrapper) -> list[tuple[int, str]]:
