@@ -38,6 +38,12 @@ class Metrics:
             ["command", "result"],
             registry=r,
         )
+        # QIWI's two commands answered "done" and "repeat later", at 0 from the start: a
+        # counter born at its first increment hides that increment from increase() and
+        # rate(), and the retry alert must see a quiet gateway's first result 1.
+        for command in ("pay", "check"):
+            for result in ("0", "1"):
+                self.requests.labels(command, result)
         self.pay_seconds = Histogram(
             "qiwi_pay_seconds",
             "Time to answer a pay, from its parameters to the committed answer.",
