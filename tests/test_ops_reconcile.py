@@ -449,6 +449,26 @@ def test_sums_are_shown_as_written_and_odd_decimals_reported(
     assert ["2", "2", "2", "1234567.88", "1234567.885"] in cells
 
 
+def test_a_files_sums_add_up_exactly(
+    database_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """The longest sums a file may hold (15 digits and 10 decimals) add up past the
+    28 digits of Decimal's default precision, which rounded the total of the rows."""
+    amount = "999999999999999.9999999999"
+    lines = 10_000  # their sum: 9999999999999999999.999999, 29 digits with the zeros
+    body = "".join(f"{n}\t28.11.2026\t12:00:00\t42\t{amount}\r\n" for n in range(lines))
+    total = "Total: 10000 9999999999999999999.999999\r\n"
+    path = write(tmp_path, body + total, "QIWI_1_202611281.csv")
+    result = run_cli(monkeypatch, capsys, database_dsn, "reconcile", str(path), "--json")
+    found = result.json()
+    assert found["sum"] == "9999999999999999999.9999990000"
+    assert found["total_lines"][0]["sum_above"] == "9999999999999999999.9999990000"
+    assert found["total_lines"][0]["agrees"] is True
+
+
 def test_a_txn_id_listed_twice_is_a_difference_not_a_malformed_file(
     database_dsn: str,
     monkeypatch: pytest.MonkeyPatch,
@@ -903,8 +923,8 @@ _UTF16 = codecs.BOM_UTF16_LE + "1\t28.11.2026\t12:00:00\t42\t1.00\r\n".encode("u
             "line 2: sum '1.00000000001' has more than 10 decimals",
         ),
         (
-            _standard_bytes("1.00", "Total: 2 1" + "0" * 20),
-            "line 3: the total '100000000000000000000' has more than 15 digits",
+            _standard_bytes("1.00", "Total: 2 1" + "0" * 29),
+            f"line 3: the total '1{'0' * 29}' has more than 24 digits before the decimal mark",
         ),
         (
             b"txn_id,date,sum\n1,0001-01-01T00:00:00+03:00,10.45\n",

@@ -48,6 +48,8 @@ from typing import IO, BinaryIO, NamedTuple
 from qiwi_gw.ops.common import BadArgumentError
 from qiwi_gw.ops.registry_fields import (
     MARK_NAMES,
+    MAX_TOTAL_WHOLE_DIGITS,
+    MAX_WHOLE_DIGITS,
     POINT,
     SUMS,
     DayReader,
@@ -582,12 +584,14 @@ class _Reader:
             return None
         return RegistryRow(line, txn_id, account, amount, sum_text, day, when)
 
-    def _sum(self, text: str, line: int, what: str) -> Decimal | None:
+    def _sum(
+        self, text: str, line: int, what: str, whole_digits: int = MAX_WHOLE_DIGITS
+    ) -> Decimal | None:
         """The sum; None when only the file's decimal mark can settle it (noted)."""
         reading = read_sum(text, self.decimal_mark)
         if reading is None:
             raise self._fail(line, f"{what} {text!r} is not an amount like 10.45")
-        if reading.value is not None and (problem := out_of_range(reading.value)):
+        if reading.value is not None and (problem := out_of_range(reading.value, whole_digits)):
             raise self._fail(line, f"{what} {text!r} {problem}")
         if reading.shows is not None:
             self.tally.marks.add(reading.shows)
@@ -603,7 +607,11 @@ class _Reader:
             if not count_text.isdecimal():
                 raise self._fail(line, f"the total line's count {count_text!r} is not a number")
             count = int(count_text)
-        amount = None if amount_text is None else self._sum(amount_text, line, "the total")
+        amount = (
+            None
+            if amount_text is None
+            else self._sum(amount_text, line, "the total", MAX_TOTAL_WHOLE_DIGITS)
+        )
         self.tally.totals.append(
             TotalCheck(
                 line, text, count, amount, amount_text, self._segment_count, self._segment_sum

@@ -33,10 +33,12 @@ _GROUPED = re.compile(r"([+-]?)(\d{1,3})([.,])(\d{3}(?:\3\d{3})*)(?:([.,])(\d+))
 _CENT = Decimal("0.01")
 
 # Far above any payment (numeric(17,2) holds 15 digits before the point), and small
-# enough that ``SUMS`` adds a billion of them without rounding.
+# enough that ``SUMS`` adds a billion of them without rounding. A total line's amount
+# may have the digits of a billion such sums.
 MAX_WHOLE_DIGITS = 15
+MAX_TOTAL_WHOLE_DIGITS = MAX_WHOLE_DIGITS + 9
 MAX_DECIMALS = 10
-SUMS = Context(prec=MAX_WHOLE_DIGITS + MAX_DECIMALS + 20)
+SUMS = Context(prec=MAX_TOTAL_WHOLE_DIGITS + MAX_DECIMALS + 10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,12 +92,12 @@ def printable(text: str) -> str:
     )
 
 
-def out_of_range(value: Decimal) -> str | None:
+def out_of_range(value: Decimal, whole_digits: int = MAX_WHOLE_DIGITS) -> str | None:
     """What makes a sum too long to be one (``has more than 10 decimals``), or None."""
     _, digits, exponent = value.as_tuple()
     assert isinstance(exponent, int)  # a sum read is finite
-    if len(digits) + exponent > MAX_WHOLE_DIGITS:
-        return f"has more than {MAX_WHOLE_DIGITS} digits before the decimal mark"
+    if len(digits) + exponent > whole_digits:
+        return f"has more than {whole_digits} digits before the decimal mark"
     if -exponent > MAX_DECIMALS:
         return f"has more than {MAX_DECIMALS} decimals"
     return None
