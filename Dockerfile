@@ -65,6 +65,7 @@ RUN groupadd --system --gid 10001 qiwi \
 # Adds to /opt/venv, where python-lowport already is (a layer that source changes keep).
 COPY --from=builder /opt/venv /opt/venv
 COPY docker/entrypoint.sh /usr/local/bin/qiwi-gw-entrypoint
+COPY docker/healthcheck.py /usr/local/bin/qiwi-gw-healthcheck
 
 # Numeric, so that runtimes enforcing runAsNonRoot (Kubernetes) can verify it.
 USER 10001:10001
@@ -72,11 +73,12 @@ WORKDIR /var/lib/qiwi-gw
 
 EXPOSE 80
 
-# /healthz answers 200 while the process serves. No curl in the slim image: Python's urllib
-# (urlopen raises on any non-2xx answer or a refused connection, so the exit code is 1).
+# /healthz answers 200 while the process serves. No curl in the slim image: Python's urllib.
+# The check runs with the image's environment only, so it asks the address the entry point
+# recorded for `serve` (a PORT or HOST from /opt/setup.sh included); docker/healthcheck.py.
 # start-period: `serve` waits up to 60 s for the database and migrates before it listens.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=90s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % (os.environ.get('PORT') or '80'), timeout=4)"]
+    CMD ["python", "/usr/local/bin/qiwi-gw-healthcheck"]
 
 # The entry point runs /opt/setup.sh first when one is mounted (the original image's hook),
 # then execs `qiwi-gw "$@"`: `docker run qiwi-gw migrate` runs the migrations alone.

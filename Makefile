@@ -57,8 +57,8 @@ KUBERNETES_MANIFESTS = $(filter-out %/kustomization.yaml %-patch.yaml,\
   $(wildcard deploy/kubernetes/*/*.yaml deploy/kubernetes/*/*/*.yaml))
 
 lint: $(STAMP) $(PROMTOOL)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench docker
+	$(BIN)/ruff format --check src tests bench docker
 	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile
 	! $(BIN)/kubernetes-validate --strict --quiet $(addprefix -k ,$(KUBERNETES_VERSIONS)) \
@@ -89,8 +89,8 @@ image-check: $(STAMP)
 	$(BIN)/python -m tests.image_check
 
 format: $(STAMP)
-	$(BIN)/ruff check --fix src tests bench
-	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench docker
+	$(BIN)/ruff format src tests bench docker
 
 $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'

@@ -27,6 +27,14 @@ if [ -f "$setup_script" ]; then
     fi
 fi
 
+# The HEALTHCHECK runs with the image's environment only, not with what the hook exported:
+# record the address serve listens on for it (docker/healthcheck.py reads this file). An
+# unwritable TMPDIR is no reason not to start: the healthcheck then reads HOST and PORT.
+if [ "${1:-}" = serve ]; then
+    { printf '%s %s\n' "${HOST:-0.0.0.0}" "${PORT:-80}" > "${TMPDIR:-/tmp}/qiwi-gw-serving"; } \
+        2>/dev/null || true
+fi
+
 # Serving on a port below the runtime's unprivileged range (the image's default, 80) takes
 # the capability to bind it, which only python-lowport has (Dockerfile). Where the runtime
 # withholds it (no-new-privileges, capabilities dropped) say so in one line instead of

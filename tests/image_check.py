@@ -14,8 +14,9 @@ directory and entry point. The checks:
 1. the embedded database asked for (QIWI_EMBEDDED_DB=true): PostgreSQL in QIWI_DATA_DIR, the
    first log line says it is not for production, a pay answered 0 on the default port 80 by a
    process of the image's user; no database configured and none asked for: exit 2, one line;
-2. PG_HOST to a PostgreSQL of this check's own (password authentication), the password
-   exported by a mounted /opt/setup.sh, the database missing and so created: a pay answered 0;
+2. PG_HOST to a PostgreSQL of this check's own (password authentication), the password and
+   the port exported by a mounted /opt/setup.sh, the database missing and so created: a pay
+   answered 0 on that port, and the HEALTHCHECK (which sees only the image's PORT=80) finds it;
 3. the HEALTHCHECK command exits 0 while the gateway serves and 1 once it has stopped;
 4. ``migrate`` (``docker run IMAGE migrate``) on a missing database: created, migrated, exit 0.
 
@@ -354,31 +355,36 @@ def check_embedded_port_80_and_healthcheck(image: Image, work: Path) -> list[str
 def check_pg_host_with_setup_hook(image: Image, server: Server, work: Path) -> str:
     database = f"qiwi_image_{secrets.token_hex(4)}"
     hook = image.root / "opt" / "setup.sh"
-    hook.write_text(f"export PG_PASSWORD='{server.password}'\n")
-    hook.chmod(0o644)  # not executable: sourced, so its export reaches the gateway
     port = free_port()
+    hook.write_text(f"export PG_PASSWORD='{server.password}' PORT={port}\n")
+    hook.chmod(0o644)  # not executable: sourced, so its exports reach the gateway
     env = {
         "PG_HOST": "127.0.0.1",
         "PG_PORT": str(server.port),
         "PG_USER": "postgres",
         "PG_DATABASE": database,
         "HOST": "127.0.0.1",
-        "PORT": str(port),
     }
     log = work / "pg_host.log"
     process = image.start(image.cmd, env, log)
     try:
         wait_ready(process, port, log)
         answer = pay(port)
+        # Run as a runtime runs it: the image's environment (PORT=80) and `-e`, not the hook's.
+        healthy = image.healthcheck_exit_code(env)
     finally:
         code = stop(process)
         hook.unlink()
     expect(answer == "0", f"pay answered {answer} on PG_HOST")
+    expect(healthy == 0, f"HEALTHCHECK exited {healthy}: it did not follow the hook's PORT")
     expect(code == 0, f"exit {code} on SIGTERM:\n{tail(log)}")
     with psycopg.connect(server.dsn(database)) as connection:
         row = connection.execute("SELECT count(*) FROM qiwi_transaction").fetchone()
     expect(row == (1,), f"the payment is not in {database}: {row}")
-    return f"PG_HOST, password from a sourced /opt/setup.sh, {database} created: a pay answered 0"
+    return (
+        f"PG_HOST, password and PORT from a sourced /opt/setup.sh, {database} created: a pay "
+        f"answered 0 on port {port}, and the HEALTHCHECK found it there"
+    )
 
 
 def check_migrate(image: Image, server: Server) -> str:

@@ -8,11 +8,14 @@ with a stand-in ``qiwi-gw`` on PATH.
 
 from __future__ import annotations
 
+import http.server
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -20,6 +23,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "Dockerfile"
 ENTRYPOINT = ROOT / "docker" / "entrypoint.sh"
+HEALTHCHECK = ROOT / "docker" / "healthcheck.py"
 COMPOSE = ROOT / "docker-compose.yml"
 
 ORIGINAL_VARIABLES = (
@@ -71,7 +75,12 @@ def test_dockerfile_is_multi_stage_non_root_with_healthcheck() -> None:
     assert users
     assert users[-1].split(":")[0] not in ("0", "root")
     assert re.search(r"^EXPOSE\s+80$", text, flags=re.MULTILINE)
-    assert re.search(r"^HEALTHCHECK\b.*/healthz", text, flags=re.MULTILINE | re.DOTALL)
+    assert re.search(
+        r'^HEALTHCHECK\b.*\\\n\s+CMD \["python", "/usr/local/bin/qiwi-gw-healthcheck"\]$',
+        text,
+        flags=re.MULTILINE,
+    )
+    assert "COPY docker/healthcheck.py /usr/local/bin/qiwi-gw-healthcheck" in text
     assert re.search(r'^ENTRYPOINT\s+\[".*entrypoint"\]', text, flags=re.MULTILINE)
     assert re.search(r'^CMD\s+\["serve"\]', text, flags=re.MULTILINE)
 
@@ -93,9 +102,10 @@ def run_entrypoint(
         stub = bin_dir / name
         stub.write_text(text)
         stub.chmod(0o755)
-    env = {k: v for k, v in os.environ.items() if k not in ("PG_PASSWORD", "PORT")}
+    env = {k: v for k, v in os.environ.items() if k not in ("PG_PASSWORD", "PORT", "HOST")}
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '/usr/bin:/bin')}"
     env["QIWI_SETUP_SCRIPT"] = str(tmp_path / "setup.sh")
+    env["TMPDIR"] = str(tmp_path)  # where the entry point records the address it serves on
     # The hook's tests serve on an unprivileged port; the port's own tests set PORT.
     env["PORT"] = "8080"
     env.update(extra_env)
@@ -155,7 +165,6 @@ def test_image_defaults_port_80_and_refuses_the_embedded_database() -> None:
     runtime = text[text.rindex("\nFROM ") :]
     assert re.search(r"^\s+PORT=80 \\$", runtime, flags=re.MULTILINE)
     assert re.search(r"^\s+QIWI_EMBEDDED_DB=false \\$", runtime, flags=re.MULTILINE)
-    assert "os.environ.get('PORT') or '80'" in runtime
     # The capability goes to a copy of the interpreter, never to the one everything runs.
     assert "setcap cap_net_bind_service=+ep /opt/venv/bin/python-lowport" in runtime
     assert "libcap2-bin" in runtime
@@ -228,3 +237,89 @@ def test_make_run_and_migrate_ask_for_the_embedded_database(target: str, command
     assert f'QIWI_EMBEDDED_DB="${{QIWI_EMBEDDED_DB:-true}}" .venv/bin/qiwi-gw {command}' in (
         result.stdout.splitlines()
     )
+
+
+# --- the HEALTHCHECK follows the address /opt/setup.sh set ----------------------------------
+
+
+def test_serve_records_the_address_the_hook_set_for_the_healthcheck(tmp_path: Path) -> None:
+    """The HEALTHCHECK runs with the image's environment only (PORT=80): a PORT or HOST
+    that /opt/setup.sh exports reaches the gateway, not it."""
+    hook = tmp_path / "setup.sh"
+    hook.write_text("export PORT=8089 HOST=127.0.0.7\n")
+    hook.chmod(0o644)
+    result = run_entrypoint(tmp_path, "serve")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "qiwi-gw-serving").read_text() == "127.0.0.7 8089\n"
+
+
+def test_other_commands_record_no_address(tmp_path: Path) -> None:
+    result = run_entrypoint(tmp_path, "migrate")
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "qiwi-gw-serving").exists()
+
+
+class Healthz:
+    """/healthz answering 200, on a port of its own, in a thread."""
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200 if self.path == "/healthz" else 404)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        server_class = type(
+            "Server", (http.server.ThreadingHTTPServer,), {"address_family": family}
+        )
+        self.server = server_class((host, 0), Handler)
+        self.port: int = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Healthz:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+def healthcheck(tmp_path: Path, **env: str) -> int:
+    """The HEALTHCHECK's command with the image's environment (PORT=80) plus ``env``."""
+    clean = {k: v for k, v in os.environ.items() if k not in ("PORT", "HOST")}
+    result = subprocess.run(
+        [sys.executable, str(HEALTHCHECK)],
+        env={**clean, "PORT": "80", "TMPDIR": str(tmp_path), **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    return result.returncode
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "127.0.0.1", "::1"])  # noqa: S104
+def test_healthcheck_asks_the_recorded_address(tmp_path: Path, host: str) -> None:
+    listen = "::1" if host == "::1" else "127.0.0.1"
+    with Healthz(listen) as serving:
+        (tmp_path / "qiwi-gw-serving").write_text(f"{host} {serving.port}\n")
+        assert healthcheck(tmp_path) == 0
+    assert healthcheck(tmp_path) == 1, "nothing serves there any more"
+
+
+def test_healthcheck_without_a_record_asks_port_from_the_environment(tmp_path: Path) -> None:
+    with Healthz() as serving:
+        assert healthcheck(tmp_path, PORT=str(serving.port)) == 0
+    assert healthcheck(tmp_path, PORT=str(closed_port())) == 1
