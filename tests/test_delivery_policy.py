@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import asyncpg
@@ -153,7 +154,8 @@ async def commits(server_dsn: str, database: str) -> int:
 
 
 def database_name(dsn: str) -> str:
-    return dsn.rsplit("/", 1)[1].split("?", 1)[0]
+    # The embedded server's DSN carries its socket directory in the query.
+    return urlsplit(dsn).path.lstrip("/")
 
 
 # --- finding 1: an outage costs work in proportion to what falls due ---------------
