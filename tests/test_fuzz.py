@@ -458,9 +458,14 @@ TXN_IDS: Final = st.one_of(
 TXN_DATES: Final = st.datetimes(
     min_value=datetime(1000, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59)
 ).map(lambda moment: moment.strftime("%Y%m%d%H%M%S"))
+# An account takes no invisible or line-breaking characters either (Cf, Zl, Zp).
+ACCOUNT_CHARACTERS: Final = st.characters(
+    exclude_categories=("Cc", "Cs", "Cf", "Zl", "Zp"), exclude_characters="\ufffe\uffff"
+)
 ACCOUNTS: Final = st.one_of(
     st.text(DIGITS, min_size=1, max_size=20),
-    plain_text(1, 200).filter(lambda text: bool(text.strip())),
+    st.text(PRINTABLE, min_size=1, max_size=200).filter(lambda text: bool(text.strip())),
+    st.text(ACCOUNT_CHARACTERS, min_size=1, max_size=200).filter(lambda text: bool(text.strip())),
 )
 CCYS: Final = st.one_of(
     st.text(LETTERS, min_size=3, max_size=3), st.text(DIGITS, min_size=3, max_size=3)

@@ -246,7 +246,8 @@ def test_account_of_exactly_200_characters_is_accepted() -> None:
 
 @pytest.mark.parametrize(
     "account",
-    ["Иванов Иван", "счёт-№42", "💳💰", "👨‍👩‍👧", "a b", "<a&\"b'>", "ü" * 200],
+    # Not a family emoji: its joiners (U+200D) are format characters, which accounts refuse.
+    ["Иванов Иван", "счёт-№42", "💳💰", "👍🏽", "a b", "<a&\"b'>", "ü" * 200],
 )
 def test_unicode_and_symbols_in_account_are_accepted_as_is(account: str) -> None:
     command = parse_command(pay_params(account=account), NO_LIMITS)

@@ -86,6 +86,10 @@ _TXN_DATE = re.compile(r"[0-9]{14}")
 _CCY = re.compile(r"[A-Za-z]{3}|[0-9]{3}")
 _EXTRA = re.compile(r"data[0-9]{1,3}")
 _SHORT_FIELD = 64
+# Format characters (U+202E turns text around, U+FEFF and U+200B are invisible) and
+# line or paragraph separators: in an account they make one account look like
+# another in an operator's output, and the backend receives them as they are.
+_INVISIBLE = frozenset({"Cf", "Zl", "Zp"})
 _EXTRA_FIELD = 1000
 
 
@@ -206,6 +210,10 @@ def _check_account(value: str, limits: Limits) -> None:
         )
     if not _is_plain_text(value):
         raise ProtocolError(ResultCode.BAD_ACCOUNT_FORMAT, "account contains control characters")
+    if not value.isascii() and any(unicodedata.category(ch) in _INVISIBLE for ch in value):
+        raise ProtocolError(
+            ResultCode.BAD_ACCOUNT_FORMAT, "account contains invisible or line-breaking characters"
+        )
     if limits.account_pattern is not None and not limits.account_pattern.fullmatch(value):
         raise ProtocolError(
             ResultCode.BAD_ACCOUNT_FORMAT, "account does not match the expected format"
