@@ -1,9 +1,15 @@
-"""What arrived: the request's parameters, and its row for ``qiwi_http_log``."""
+"""What arrived: the request's parameters, and its row for ``qiwi_http_log``.
+
+Credentials never reach the table: headers whose names mean credentials, and
+URL or form parameters with such names, are stored redacted.
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from urllib.parse import parse_qsl
+from typing import Final
+from urllib.parse import parse_qsl, unquote_plus
 
 from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -15,7 +21,13 @@ from qiwi_gw.store.http_log import HttpLogEntry
 # QIWI's requests are a few hundred bytes; anything near this is not QIWI.
 MAX_BODY_BYTES = 64 * 1024
 MAX_PARAMETERS = 100
-_REDACTED = frozenset({"authorization", "proxy-authorization", "cookie"})
+# Names that mean credentials, in a header's or a parameter's name.
+_SECRET_NAME: Final = re.compile(
+    r"authorization|token|secret|api[-_]?key|password|passwd|cookie", re.IGNORECASE
+)
+REDACTED: Final = "[redacted]"
+# "name=value" in a query or form body: the value runs to the next & or ;.
+_PARAMETER: Final = re.compile(r"(?P<name>[^&;=]*)=(?P<value>[^&;]*)")
 _FORM_TYPES = frozenset({"application/x-www-form-urlencoded"})
 
 
@@ -40,10 +52,10 @@ async def read_incoming(request: web.Request, ip: str | None) -> Incoming:
         error = ProtocolError(ResultCode.OTHER, "request body cannot be decoded")
     entry = HttpLogEntry(
         ip=ip,
-        url=_storable(request.path_qs),
+        url=_storable(redact_parameters(request.path_qs)),
         method=_storable(request.method),
         headers=_redacted_headers(request),
-        body=_storable(body.decode("utf-8", errors="replace")),
+        body=_storable(redact_parameters(body.decode("utf-8", errors="replace"))),
     )
     pairs: list[tuple[str, str]] = []
     if error is None:
@@ -52,6 +64,21 @@ async def read_incoming(request: web.Request, ip: str | None) -> Incoming:
         except ProtocolError as exc:
             error = exc
     return Incoming(entry=entry, pairs=pairs, error=error)
+
+
+def redact_parameters(text: str) -> str:
+    """``name=value`` pairs whose name means credentials get ``name=[redacted]``;
+    everything else is kept exactly as sent."""
+    if "=" not in text:
+        return text
+
+    def redact(match: re.Match[str]) -> str:
+        name = match["name"]
+        if _SECRET_NAME.search(unquote_plus(name, errors="replace")):
+            return f"{name}={REDACTED}"
+        return match[0]
+
+    return _PARAMETER.sub(redact, text)
 
 
 def _parameters(request: web.Request, body: bytes) -> list[tuple[str, str]]:
@@ -85,22 +112,23 @@ def _parameters(request: web.Request, body: bytes) -> list[tuple[str, str]]:
     return pairs
 
 
-def _redacted_headers(request: web.Request) -> dict[str, str]:
+def _redacted_headers(request: web.BaseRequest) -> dict[str, str]:
     headers: dict[str, str] = {}
     for name, value in request.headers.items():
         key = _storable(name)
-        if name.lower() in _REDACTED:
-            value = _redact(value)
-        value = _storable(value)
-        headers[key] = f"{headers[key]}, {value}" if key in headers else value
+        kept = _storable(_redact_header(name, value))
+        headers[key] = f"{headers[key]}, {kept}" if key in headers else kept
     return headers
 
 
-def _redact(value: str) -> str:
+def _redact_header(name: str, value: str) -> str:
+    if not _SECRET_NAME.search(name):
+        return value
+    # An operator still sees which scheme was used ("Basic [redacted]").
     scheme, _, rest = value.strip().partition(" ")
-    if rest and scheme.isalpha():
-        return f"{scheme} [redacted]"
-    return "[redacted]"
+    if rest and scheme.isalpha() and "authorization" in name.lower():
+        return f"{scheme} {REDACTED}"
+    return REDACTED
 
 
 def _storable(text: str) -> str:
