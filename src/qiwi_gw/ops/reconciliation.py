@@ -49,7 +49,7 @@ import asyncpg
 from qiwi_gw.ops import registry
 from qiwi_gw.ops.common import BadArgumentError
 from qiwi_gw.ops.registry import Layout, RegistryRow, RowStream, Scan, Source, TotalCheck
-from qiwi_gw.ops.registry_fields import SUMS, moscow_time, whole_kopecks
+from qiwi_gw.ops.registry_fields import SUMS, DayReader, whole_kopecks
 from qiwi_gw.store import registry as store
 from qiwi_gw.store.registry import Days
 
@@ -327,6 +327,7 @@ class _Comparer:
         self.amount = Decimal("0.00")
         self.outside: Found[RegistryRow] = Found()
         self.near_edge: Found[RegistryRow] = Found(limit=EDGE_SHOWN)
+        self._times = DayReader()
         self.missing_ours: Found[RegistryRow] = Found()
         self.different_sums: Found[Mismatch] = Found()
         self.different_accounts: Found[Mismatch] = Found()
@@ -353,7 +354,8 @@ class _Comparer:
             if not whole_kopecks(row.sum):
                 self.odd_sums.add(row)
             if period is not None and row.day not in period:
-                (self.near_edge if _near_edge(period, row) else self.outside).add(row)
+                near = _near_edge(period, row, self._times)
+                (self.near_edge if near else self.outside).add(row)
             if hit is None:
                 self.missing_ours.add(row)
                 continue
@@ -381,10 +383,12 @@ class _Comparer:
             pairs.items.sort(key=lambda pair: pair.theirs.line)
 
 
-def _near_edge(period: Period, row: RegistryRow) -> bool:
+def _near_edge(period: Period, row: RegistryRow, times: DayReader) -> bool:
     """Whether a row dated outside ``period`` is within ``EDGE`` of its edge; a row
     without a time of day cannot be shown to be."""
-    moment = moscow_time(row.when)
+    if (period.first - row.day).days > 1 or (row.day - period.last).days > 1:
+        return False  # days away: its time need not be read
+    moment = times.moscow_time(row.when)
     if moment is None:
         return False
     start = datetime.combine(period.first, time())

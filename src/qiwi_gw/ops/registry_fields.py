@@ -19,8 +19,11 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Context, Decimal
+from typing import TypeVar
 
 from qiwi_gw.store.registry import QIWI_ZONE
+
+T = TypeVar("T")
 
 POINT = "."
 COMMA = ","
@@ -117,28 +120,37 @@ _WHEN = re.compile(
 
 
 class DayReader:
-    """Dates as QIWI's days; the same text is parsed once (a registry repeats its days)."""
+    """Dates as QIWI's days (and times); the same text is parsed once (a registry
+    repeats its days)."""
 
     def __init__(self) -> None:
-        self._known: dict[str, date | None] = {}
+        self._days: dict[str, date | None] = {}
+        self._times: dict[str, datetime | None] = {}
 
     def day(self, text: str) -> date | None:
         """QIWI's (Moscow) day of ``text``, or None when it is not a date."""
-        if text in self._known:
-            return self._known[text]
+        if text in self._days:
+            return self._days[text]
         found = _read(text.strip())
         day = None if found is None else found[0]
-        # Bounded: a hostile file's dates could be a thousand spaces long each.
-        if len(self._known) < 100_000 and len(text) <= 64:
-            self._known[text] = day
+        _keep(self._days, text, day)
         return day
 
+    def moscow_time(self, text: str) -> datetime | None:
+        """QIWI's (Moscow) time of ``text``, naive; None when it gives no time of day
+        or is not a date."""
+        if text in self._times:
+            return self._times[text]
+        found = _read(text.strip())
+        moment = None if found is None else found[1]
+        _keep(self._times, text, moment)
+        return moment
 
-def moscow_time(text: str) -> datetime | None:
-    """QIWI's (Moscow) time of ``text``, naive; None when it gives no time of day or
-    is not a date."""
-    found = _read(text.strip())
-    return None if found is None else found[1]
+
+def _keep(known: dict[str, T], text: str, value: T) -> None:
+    # Bounded: a hostile file's dates could be a thousand spaces long each.
+    if len(known) < 100_000 and len(text) <= 64:
+        known[text] = value
 
 
 def _read(text: str) -> tuple[date, datetime | None] | None:
