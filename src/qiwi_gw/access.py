@@ -18,7 +18,7 @@ def client_ip(
     Walks the header from the right, skipping trusted hops: the first untrusted
     address is the one a spoofer cannot choose.
     """
-    if peer is None or forwarded_for is None or not _is_in(peer, trusted_proxies):
+    if peer is None or forwarded_for is None or not is_in(peer, trusted_proxies):
         return peer
     address = peer
     for hop in reversed(forwarded_for.split(",")):
@@ -26,7 +26,7 @@ def client_ip(
         if not _parse(hop):
             return address
         address = hop
-        if not _is_in(hop, trusted_proxies):
+        if not is_in(hop, trusted_proxies):
             return hop
     return address
 
@@ -35,7 +35,7 @@ def is_allowed(ip: str | None, networks: tuple[IpNetwork, ...]) -> bool:
     """True when no allow-list is set, or the address is inside it."""
     if not networks:
         return True
-    return ip is not None and _is_in(ip, networks)
+    return ip is not None and is_in(ip, networks)
 
 
 def basic_auth_matches(header: str | None, username: str, password: str) -> bool:
@@ -69,7 +69,7 @@ def _parse(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None
         return None
 
 
-def _is_in(address: str, networks: tuple[IpNetwork, ...]) -> bool:
+def is_in(address: str, networks: tuple[IpNetwork, ...]) -> bool:
     parsed = _parse(address)
     if parsed is None:
         return False

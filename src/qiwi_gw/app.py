@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
@@ -12,13 +13,18 @@ from aiohttp import web
 from qiwi_gw import db, handlers, keys, migrations
 from qiwi_gw.checker import AccountChecker
 from qiwi_gw.dispatcher import Dispatcher
+from qiwi_gw.gate import Gate, access_first
 from qiwi_gw.group_commit import GroupCommitter
 from qiwi_gw.incoming import MAX_BODY_BYTES
 from qiwi_gw.metrics import DatabaseGauges, Metrics
+from qiwi_gw.metrics_page import MetricsPage
 from qiwi_gw.middleware import errors_as_answers, without_banner
 from qiwi_gw.payments import Payments
 from qiwi_gw.protocol import Limits
+from qiwi_gw.readiness import Readiness
 from qiwi_gw.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 
 def create_app(
@@ -26,16 +32,28 @@ def create_app(
 ) -> web.Application:
     """``dsn`` is the database to use (the embedded one's, or the configured one's).
     ``http_client`` lets tests hand in a session of their own for outbound calls."""
-    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[errors_as_answers])
+    # The gate decides access before any body is read (docs/security.md).
+    app = web.Application(
+        client_max_size=MAX_BODY_BYTES, middlewares=[errors_as_answers, access_first]
+    )
     app.on_response_prepare.append(without_banner)
     app[keys.SETTINGS] = settings
     app[keys.DSN] = dsn
     app[keys.EXPECTED_MIGRATIONS] = migrations.expected_ids()
     app[keys.METRICS] = Metrics()
+    app[keys.GATE] = Gate(settings, app[keys.METRICS])
+    app[keys.READINESS] = Readiness(
+        lambda: app[keys.POOL], app[keys.EXPECTED_MIGRATIONS], timeout=settings.database.timeout
+    )
+    app.on_startup.append(_warn_if_open)
     # Straight to the database (not PgBouncer), like the listener: a session of its own.
     gauges_dsn = settings.database.listen_dsn or dsn
     app[keys.GAUGES] = DatabaseGauges(
         app[keys.METRICS], partial(db.connect, settings.database, gauges_dsn)
+    )
+    # The gauges are looked up at each rendering: tests put their own in place.
+    app[keys.METRICS_PAGE] = MetricsPage(
+        app[keys.METRICS], lambda: app[keys.GAUGES], partial(_listening, app)
     )
     app.on_cleanup.append(_close_gauges)
     app.cleanup_ctx.append(_database)
@@ -46,6 +64,20 @@ def create_app(
     app.router.add_get("/readyz", handlers.readyz)
     app.router.add_get("/metrics", handlers.metrics)
     return app
+
+
+async def _warn_if_open(app: web.Application) -> None:
+    settings = app[keys.SETTINGS]
+    if not settings.auth_required and not settings.allowed_networks:
+        logger.warning(
+            "/payment is open to any caller: set HTTP_AUTH_USERNAME/HTTP_AUTH_PASSWORD "
+            "and QIWI_ALLOWED_IPS (docs/security.md)"
+        )
+
+
+def _listening(app: web.Application) -> bool:
+    dispatcher = app.get(keys.DISPATCHER)
+    return dispatcher is not None and dispatcher.listener.connected
 
 
 async def _close_gauges(app: web.Application) -> None:

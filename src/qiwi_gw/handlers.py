@@ -1,4 +1,9 @@
-"""HTTP endpoints: ``/payment`` for QIWI, ``/healthz`` and ``/readyz`` for the platform."""
+"""HTTP endpoints: ``/payment`` for QIWI, ``/healthz`` and ``/readyz`` for the platform,
+``/metrics`` for QIWI's port (the operator listener serves it too).
+
+The gate (``qiwi_gw.gate``) has run before any of these: the caller of ``/payment``
+and ``/metrics`` is allowed, and the body is read.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,9 @@ import time
 
 from aiohttp import hdrs, web
 
-from qiwi_gw import access, keys
-from qiwi_gw.db import DATABASE_ERRORS
-from qiwi_gw.errors import BackendUnavailableError, DatabaseUnavailableError, describe
-from qiwi_gw.incoming import Incoming, read_incoming
+from qiwi_gw import keys
+from qiwi_gw.errors import BackendUnavailableError, DatabaseUnavailableError
+from qiwi_gw.incoming import BODY, CLIENT_IP, Incoming, read_incoming
 from qiwi_gw.metrics import CONTENT_TYPE_LATEST
 from qiwi_gw.protocol import Answer, Pay, ProtocolError, ResultCode, parse_syntax
 
@@ -37,19 +41,10 @@ _COMMAND_LABELS = frozenset({"check", "pay", "getInfo"})
 
 async def _answer(request: web.Request) -> tuple[web.StreamResponse, str, str]:
     """The response, and the command and result it counts under in the metrics."""
-    settings = request.app[keys.SETTINGS]
-    # A proxy may append its own header line instead of extending the first one:
-    # all lines together are the one list of hops.
-    forwarded = ", ".join(request.headers.getall(hdrs.X_FORWARDED_FOR, [])) or None
-    ip = access.client_ip(request.remote, forwarded, settings.trusted_proxies)
-    incoming = await read_incoming(request, ip)
+    incoming = read_incoming(request, request.get(CLIENT_IP), request[BODY])
     sent_command = dict(incoming.pairs).get("command")
     label = sent_command if sent_command in _COMMAND_LABELS else "other"
     payments = request.app[keys.PAYMENTS]
-    rejection = _access_rejection(request, ip)
-    if rejection is not None:
-        await payments.log_quietly(incoming.entry)
-        return rejection, label, f"http_{rejection.status}"
     if request.method not in _ALLOWED_METHODS:
         await payments.log_quietly(incoming.entry)
         answer = Answer(result=ResultCode.OTHER, comment=f"method {request.method} not allowed")
@@ -82,23 +77,6 @@ async def _answer(request: web.Request) -> tuple[web.StreamResponse, str, str]:
     return xml_response(answer), label, str(int(answer.result))
 
 
-def _access_rejection(request: web.Request, ip: str | None) -> web.Response | None:
-    settings = request.app[keys.SETTINGS]
-    if not access.is_allowed(ip, settings.allowed_networks):
-        logger.warning("refused caller %s: not in QIWI_ALLOWED_IPS", ip)
-        return web.Response(status=403, text="403: Forbidden\n")
-    if settings.auth_username is not None and settings.auth_password is not None:
-        header = request.headers.get(hdrs.AUTHORIZATION)
-        if not access.basic_auth_matches(header, settings.auth_username, settings.auth_password):
-            logger.warning("refused caller %s: Basic authentication failed", ip)
-            return web.Response(
-                status=401,
-                text="401: Unauthorized\n",
-                headers={hdrs.WWW_AUTHENTICATE: 'Basic realm="qiwi-gw", charset="UTF-8"'},
-            )
-    return None
-
-
 def _echoed_txn_id(incoming: Incoming) -> str | None:
     """QIWI matches answers by ``osmp_txn_id``: echo what it sent, whatever it is."""
     for name, value in incoming.pairs:
@@ -111,42 +89,24 @@ async def healthz(request: web.Request) -> web.Response:
     return web.Response(text="ok\n")
 
 
-READY_QUERY = "SELECT migration_id FROM _yoyo_migration"
-
-
 async def readyz(request: web.Request) -> web.Response:
-    settings = request.app[keys.SETTINGS]
-    try:
-        async with request.app[keys.POOL].acquire(timeout=settings.database.timeout) as connection:
-            applied = {row["migration_id"] for row in await connection.fetch(READY_QUERY)}
-    except DATABASE_ERRORS as exc:
-        return web.Response(status=503, text=f"database unavailable: {describe(exc)}\n")
-    missing = [m for m in request.app[keys.EXPECTED_MIGRATIONS] if m not in applied]
-    if missing:
-        return web.Response(status=503, text=f"schema not current: missing {', '.join(missing)}\n")
+    """From cached state, with a generic reason (``qiwi_gw.readiness``)."""
+    reason = await request.app[keys.READINESS].reason()
+    if reason is not None:
+        return web.Response(status=503, text=f"not ready: {reason}\n")
     return web.Response(text="ready\n")
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """On QIWI's port, only for callers that /payment would accept: the figures tell
-    an outsider the traffic and the backlog. The operator listener serves them to
-    whoever reaches it (``metrics_response``)."""
-    settings = request.app[keys.SETTINGS]
-    forwarded = ", ".join(request.headers.getall(hdrs.X_FORWARDED_FOR, [])) or None
-    ip = access.client_ip(request.remote, forwarded, settings.trusted_proxies)
-    rejection = _access_rejection(request, ip)
-    if rejection is not None:
-        return rejection
+    """On QIWI's port, only for callers that /payment would accept (the gate checks):
+    the figures tell an outsider the traffic and the backlog. The operator listener
+    serves them to whoever reaches it (``metrics_response``)."""
     return await metrics_response(request.app)
 
 
 async def metrics_response(app: web.Application) -> web.Response:
-    """Prometheus text format for the gateway ``app``; the figures read from the table
-    are at most a few seconds old (``DatabaseGauges``)."""
-    registry = app[keys.METRICS]
-    await app[keys.GAUGES].refresh()
-    dispatcher = app.get(keys.DISPATCHER)
-    registry.listener_connected.set(1 if dispatcher and dispatcher.listener.connected else 0)
-    response = web.Response(body=registry.render())
+    """Prometheus text format for the gateway ``app``, at most a second old; the
+    figures read from the table at most a few seconds old (``DatabaseGauges``)."""
+    response = web.Response(body=await app[keys.METRICS_PAGE].body())
     response.headers[hdrs.CONTENT_TYPE] = CONTENT_TYPE_LATEST
     return response

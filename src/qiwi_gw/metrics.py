@@ -107,6 +107,29 @@ class Metrics:
         self.database_up = Gauge(
             "qiwi_database_up", "1 when the last scrape's query reached the database.", registry=r
         )
+        # What QIWI's port turned away (docs/security.md).
+        self.refused_unlogged = Counter(
+            "qiwi_refused_unlogged",
+            "Refused requests (allow-list, auth) not written to qiwi_http_log: over the rate.",
+            registry=r,
+        )
+        self.connections_refused = Counter(
+            "qiwi_connections_refused",
+            "Connections closed at once: a cap reached (per_address, total, reserved) "
+            "or the address penalised for a storm of refused requests (penalty).",
+            ["cap"],
+            registry=r,
+        )
+        self.read_timeouts = Counter(
+            "qiwi_read_timeouts",
+            "Connections closed because a request did not arrive within QIWI_READ_TIMEOUT.",
+            registry=r,
+        )
+        self.bad_requests = Counter(
+            "qiwi_bad_requests",
+            "Requests aiohttp's parser refused (malformed HTTP, oversized headers).",
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -142,6 +165,12 @@ class DatabaseGauges:
         self._lock = asyncio.Lock()
         self._connection: asyncpg.Connection | None = None
         self._read_at = -math.inf
+
+    @property
+    def read_at(self) -> float:
+        """When the table was last read (on this object's clock): a page rendered
+        since then shows the current figures."""
+        return self._read_at
 
     def _fresh(self) -> bool:
         return self._clock() - self._read_at < self._interval

@@ -9,10 +9,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
-from aiohttp import web
 from yoyo.exceptions import LockTimeout
 
-from qiwi_gw import migrations, provision
+from qiwi_gw import intake, migrations, provision
 from qiwi_gw.app import create_app
 from qiwi_gw.console import operator_listener
 from qiwi_gw.embedded import embedded_postgres
@@ -108,12 +107,11 @@ def serve(settings: Settings) -> None:
             # The console and /metrics on their own listener, up and down with the gateway.
             app.cleanup_ctx.append(operator_listener(settings, dsn))
         logger.info("listening on %s:%d", settings.host, settings.port)
-        web.run_app(
+        # run_app's serving, on a listener with caps and timeouts (docs/security.md).
+        intake.run(
             app,
+            settings,
             loop=_event_loop(),
-            host=settings.host,
-            port=settings.port,
-            print=None,
             shutdown_timeout=SHUTDOWN_TIMEOUT,
             access_log=logging.getLogger("aiohttp.access"),
         )

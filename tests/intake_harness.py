@@ -1,0 +1,465 @@
+"""Real gateway processes and hostile callers, for the tests of QIWI's listener
+(test_intake_limits, test_log_flood, test_operator_endpoints) and for the figures
+of docs/security.md.
+
+Everything runs on loopback. Hostile callers come from other loopback addresses
+(127.0.0.2 and up: Linux routes all of 127/8 to lo) so that per-address caps and
+allow-lists tell them from QIWI, which calls from 127.0.0.1. Floods run in a
+process of their own (``python -m tests.intake_harness``), at the lowest CPU
+priority, so that the latency a test measures is the gateway's, not the test's
+own event loop's nor the flood's. ``tests.hardening_figures`` uses the same
+pieces for docs/security.md's figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import resource
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+from aiohttp.test_utils import unused_port
+
+QIWI: str = "127.0.0.1"
+USER = "qiwi"
+PASSWORD = "qiwi-s3cret"
+AUTH = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+
+
+_ROOT = str(Path(__file__).resolve().parents[1])
+
+
+def attacker(number: int) -> str:
+    """The loopback address of hostile caller ``number`` (0, 1, ...)."""
+    return f"127.0.0.{2 + number}"
+
+
+class GatewayProcess:
+    """``qiwi-gw serve`` as a process, optionally under a low descriptor limit."""
+
+    def __init__(
+        self, dsn: str, *, nofile: int | None = None, src: str | None = None, **env: str
+    ) -> None:
+        self.port = unused_port()
+        self.console_port = unused_port()
+        self.nofile = nofile
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": dsn,
+            "HOST": QIWI,
+            "PORT": str(self.port),
+            "QIWI_CONSOLE_PORT": str(self.console_port),
+            "QIWI_DB_TIMEOUT": "5",
+            **env,
+        }
+        if src is not None:
+            self.env["PYTHONPATH"] = src
+        self.process: asyncio.subprocess.Process | None = None
+        handle, path = tempfile.mkstemp(prefix="qiwi-gw-intake-", suffix=".log")
+        os.close(handle)
+        self.log = Path(path)
+
+    @property
+    def base(self) -> str:
+        return f"http://{QIWI}:{self.port}"
+
+    @property
+    def console(self) -> str:
+        return f"http://127.0.0.1:{self.console_port}"
+
+    def _limit(self) -> None:
+        if self.nofile is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
+
+    async def start(self) -> None:
+        for _attempt in range(3):
+            if await self._started():
+                return
+            # The port picked was taken meanwhile (other tests run beside these).
+            assert "cannot listen on" in self.log_text(), self.log_text()
+            self.port, self.console_port = unused_port(), unused_port()
+            self.env.update(PORT=str(self.port), QIWI_CONSOLE_PORT=str(self.console_port))
+        raise AssertionError(self.log_text())
+
+    async def _started(self) -> bool:
+        with self.log.open("ab") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "qiwi_gw",
+                "serve",
+                env=self.env,
+                stderr=log,
+                preexec_fn=self._limit,  # only setrlimit, before exec
+            )
+        async with aiohttp.ClientSession() as session, asyncio.timeout(60):
+            while self.process.returncode is None:
+                with suppress(aiohttp.ClientError):
+                    async with session.get(f"{self.base}/readyz") as response:
+                        if response.status == 200:
+                            return True
+                await asyncio.sleep(0.05)  # another process: there is no event to await
+        return False
+
+    async def stop(self) -> int:
+        assert self.process is not None
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(60):
+            return await self.process.wait()
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def rss_kb(self) -> int:
+        assert self.process is not None
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        line = next(line for line in status.splitlines() if line.startswith("VmRSS:"))
+        return int(line.split()[1])
+
+    def open_descriptors(self) -> int:
+        assert self.process is not None
+        return len(os.listdir(f"/proc/{self.process.pid}/fd"))
+
+
+@asynccontextmanager
+async def gateway(dsn: str, **options: Any) -> AsyncIterator[GatewayProcess]:
+    process = GatewayProcess(dsn, **options)
+    await process.start()
+    try:
+        yield process
+    finally:
+        await process.stop()
+
+
+# --- QIWI: paying and timing it -----------------------------------------------------
+
+
+class Payer:
+    """Sends pays with fresh txn_ids from 127.0.0.1, one at a time; records latency.
+    ``reconnect``: a new connection for every pay, as QIWI's servers may open."""
+
+    def __init__(
+        self, base: str, *, first_txn: int = 1, auth: str | None = AUTH, reconnect: bool = False
+    ) -> None:
+        self.base = base
+        self.next_txn = first_txn
+        self.auth = auth
+        self.reconnect = reconnect
+        self.latencies: list[float] = []
+        self.answers: list[str] = []
+
+    async def pay(self, session: aiohttp.ClientSession) -> str:
+        txn = str(self.next_txn)
+        self.next_txn += 1
+        params = {
+            "command": "pay",
+            "txn_id": txn,
+            "txn_date": "20261129120000",
+            "account": f"acc{txn}",
+            "sum": "10.00",
+        }
+        headers = {"Authorization": self.auth} if self.auth else {}
+        started = time.perf_counter()
+        try:
+            async with session.get(
+                f"{self.base}/payment", params=params, headers=headers
+            ) as response:
+                body = await response.text()
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            result = f"error: {type(exc).__name__}"
+        else:
+            result = body.split("<result>")[1].split("<")[0] if "<result>" in body else "?"
+        self.latencies.append(time.perf_counter() - started)
+        self.answers.append(result)
+        return result
+
+    async def run(self, count: int) -> None:
+        timeout = aiohttp.ClientTimeout(total=10)
+        connector = aiohttp.TCPConnector(local_addr=(QIWI, 0), limit=1, force_close=self.reconnect)
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+            for _ in range(count):
+                await self.pay(session)
+
+    async def run_until(self, stop: asyncio.Event) -> None:
+        timeout = aiohttp.ClientTimeout(total=10)
+        connector = aiohttp.TCPConnector(local_addr=(QIWI, 0), limit=1, force_close=self.reconnect)
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+            while not stop.is_set():
+                await self.pay(session)
+
+
+async def compare_latency(
+    base: str, start_load: Callable[[int], Any], *, slices: int = 3, idle_pays: int = 60
+) -> tuple[list[float], list[float], list[dict[str, int]]]:
+    """Pay latency while idle and under a load, in alternating slices (idle, load,
+    idle, load, ...) so that a machine shared with others drifts under both alike.
+    ``start_load(n)`` starts slice n's load (a process from ``spawn``); pays run
+    until it ends. Returns idle latencies, loaded latencies and each load's counts."""
+    idle: list[float] = []
+    loaded: list[float] = []
+    counts = []
+    next_txn = 1
+    for number in range(slices):
+        quiet = Payer(base, first_txn=next_txn)
+        await quiet.run(idle_pays)
+        load = await start_load(number)
+        busy = Payer(base, first_txn=next_txn + idle_pays)
+        stop = asyncio.Event()
+        paying = asyncio.create_task(busy.run_until(stop))
+        counts.append(await result_of(load))
+        stop.set()
+        await paying
+        assert set(quiet.answers) == set(busy.answers) == {"0"}, (quiet.answers, busy.answers)
+        idle += quiet.latencies
+        loaded += busy.latencies
+        next_txn += 100_000
+    return idle, loaded, counts
+
+
+def median_ms(latencies: list[float]) -> float:
+    return 1000 * statistics.median(latencies) if latencies else 0.0
+
+
+def p99_ms(latencies: list[float]) -> float:
+    ordered = sorted(latencies)
+    return 1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] if ordered else 0.0
+
+
+async def log_table_bytes(dsn: str) -> int:
+    connection = await asyncpg.connect(dsn)
+    try:
+        size: int = await connection.fetchval("SELECT pg_total_relation_size('qiwi_http_log')")
+    finally:
+        await connection.close()
+    return size
+
+
+# --- hostile callers, in a process of their own ----------------------------------------
+
+
+def big_refused_request(headers: int, header_bytes: int, body_bytes: int) -> bytes:
+    """A POST /payment without credentials: ``headers`` headers of ``header_bytes``."""
+    lines = [b"POST /payment?command=pay HTTP/1.1", b"Host: qiwi-gw.test"]
+    # Random, so that PostgreSQL cannot compress what it stores.
+    lines += [b"X-Pad-%d: %s" % (n, _noise(header_bytes)) for n in range(headers)]
+    lines += [b"Content-Type: application/x-www-form-urlencoded"]
+    lines += [b"Content-Length: %d" % body_bytes, b"", b""]
+    return b"\r\n".join(lines) + b"x=" + _noise(body_bytes - 2)
+
+
+def _noise(size: int) -> bytes:
+    return base64.b64encode(os.urandom(size))[:size]
+
+
+async def refused_flood(
+    port: int,
+    *,
+    clients: int,
+    requests: int,
+    seconds: float,
+    headers: int,
+    header_bytes: int,
+    body_bytes: int,
+    rate: float | None = None,
+    source: int = 0,
+) -> dict[str, int]:
+    """``clients`` callers without credentials, each from its own address (from
+    ``attacker(source)`` on), sending
+    big requests back to back (or ``rate`` a second in all) until ``requests`` are
+    answered or ``seconds`` pass; a connection the server keeps open is used again.
+    Returns the answers' counts."""
+    request = big_refused_request(headers, header_bytes, body_bytes)
+    started = time.monotonic()
+    deadline = started + seconds
+    sent = [0]
+    counts: dict[str, int] = {}
+    budget = [requests]
+
+    def count(key: str) -> None:
+        counts[key] = counts.get(key, 0) + 1
+
+    async def caller(number: int) -> None:
+        connection: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        while time.monotonic() < deadline and budget[0] > 0:
+            budget[0] -= 1
+            sent[0] += 1
+            if rate is not None:
+                # Open loop: request n leaves at n / rate seconds, late or not.
+                await asyncio.sleep(max(0.0, started + sent[0] / rate - time.monotonic()))
+            if connection is None:
+                try:
+                    connection = await asyncio.open_connection(
+                        QIWI, port, local_addr=(attacker(source + number), 0)
+                    )
+                except OSError:
+                    count("connect_error")
+                    continue
+            reader, writer = connection
+            try:
+                writer.write(request)
+                async with asyncio.timeout(10):
+                    with suppress(ConnectionError):
+                        await writer.drain()
+                    status, kept = await _read_answer(reader)
+                count(status)
+            except (ConnectionError, asyncio.IncompleteReadError, TimeoutError, ValueError):
+                count("dropped")
+                kept = False
+            if not kept:
+                writer.close()
+                with suppress(ConnectionError):
+                    await writer.wait_closed()
+                connection = None
+        if connection is not None:
+            connection[1].close()
+
+    await asyncio.gather(*(caller(number) for number in range(clients)))
+    return counts
+
+
+async def _read_answer(reader: asyncio.StreamReader) -> tuple[str, bool]:
+    """The status of one answer, read whole, and whether the connection stays open."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = lines[0].split(" ")[1]
+    fields = {k.strip().lower(): v.strip() for k, _, v in (x.partition(":") for x in lines[1:])}
+    await reader.readexactly(int(fields.get("content-length", "0")))
+    return status, fields.get("connection", "").lower() != "close" and lines[0].startswith(
+        "HTTP/1.1"
+    )
+
+
+async def hold_connections(
+    port: int, *, addresses: int, per_address: int, seconds: float, partial: str = ""
+) -> dict[str, int]:
+    """Open ``per_address`` connections from each of ``addresses`` addresses, send
+    ``partial`` on each (a request's start, never finished) and hold them for
+    ``seconds``; returns how many opened and how many the server closed early."""
+    opened: list[asyncio.StreamReader] = []
+    writers: list[asyncio.StreamWriter] = []
+    failed = 0
+    for number in range(addresses):
+        for _ in range(per_address):
+            try:
+                reader, writer = await asyncio.open_connection(
+                    QIWI, port, local_addr=(attacker(number), 0)
+                )
+            except OSError:
+                failed += 1
+                continue
+            if partial:
+                writer.write(partial.encode())
+            opened.append(reader)
+            writers.append(writer)
+    print(HELD, flush=True)  # for ``held``: the connections are open now
+    await asyncio.sleep(seconds)  # holding them is the point
+    closed = sum(await asyncio.gather(*(_closed(reader) for reader in opened)))
+    for writer in writers:
+        writer.close()
+    return {"opened": len(opened), "failed": failed, "closed_by_server": closed}
+
+
+async def _closed(reader: asyncio.StreamReader) -> bool:
+    """Whether the server has closed this connection (after an answer or not)."""
+    try:
+        async with asyncio.timeout(0.05):
+            while await reader.read(65536):
+                pass
+    except TimeoutError:
+        return False
+    except ConnectionError:
+        return True
+    return True
+
+
+async def scrape_storm(
+    url: str, *, clients: int, seconds: float, auth: str | None, source: int = 0
+) -> dict[str, int]:
+    """``clients`` scrapers of ``url`` from ``attacker(source)``, back to back."""
+    deadline = time.monotonic() + seconds
+    counts: dict[str, int] = {}
+    headers = {"Authorization": auth} if auth else {}
+    connector = aiohttp.TCPConnector(limit=clients, local_addr=(attacker(source), 0))
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def scraper() -> None:
+            while time.monotonic() < deadline:
+                try:
+                    async with session.get(url, headers=headers) as response:
+                        await response.read()
+                        key = str(response.status)
+                except aiohttp.ClientError as exc:
+                    key = type(exc).__name__
+                counts[key] = counts.get(key, 0) + 1
+
+        await asyncio.gather(*(scraper() for _ in range(clients)))
+    return counts
+
+
+async def spawn(kind: str, **arguments: Any) -> asyncio.subprocess.Process:
+    """Start one of the floods above in a process of its own; its counts come as
+    JSON on its stdout."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.intake_harness",
+        kind,
+        json.dumps(arguments),
+        stdout=asyncio.subprocess.PIPE,
+        cwd=_ROOT,
+    )
+
+
+HELD = "held"
+
+
+async def held(process: asyncio.subprocess.Process) -> None:
+    """Until ``hold_connections`` in ``process`` has opened all its connections."""
+    assert process.stdout is not None
+    async with asyncio.timeout(60):
+        line = await process.stdout.readline()
+    assert line.decode().strip() == HELD, line
+
+
+async def result_of(process: asyncio.subprocess.Process) -> dict[str, int]:
+    stdout, _ = await process.communicate()
+    counts: dict[str, int] = json.loads(stdout.splitlines()[-1])
+    return counts
+
+
+FLOODS: dict[str, Callable[..., Any]] = {
+    "refused_flood": refused_flood,
+    "hold_connections": hold_connections,
+    "scrape_storm": scrape_storm,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m tests.intake_harness")
+    parser.add_argument("kind", choices=sorted(FLOODS))
+    parser.add_argument("arguments", help="the flood's keyword arguments, as JSON")
+    args = parser.parse_args()
+    # On this machine the caller competes with the gateway for the same cores; on
+    # a real one it is elsewhere. Lowest priority: what the gateway's latency then
+    # shows is the gateway's work, not the caller's.
+    os.nice(19)
+    counts = asyncio.run(FLOODS[args.kind](**json.loads(args.arguments)))
+    print(json.dumps(counts))
+
+
+if __name__ == "__main__":
+    main()
