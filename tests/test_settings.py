@@ -565,3 +565,35 @@ def test_every_schema_length_postgresql_keeps_is_accepted(length: int) -> None:
 
 def test_a_schema_postgresql_would_truncate_is_refused() -> None:
     assert config_error({"PG_SCHEMA": "s" * 64}).variable == "PG_SCHEMA"
+
+
+# --- QIWI's listener: timeouts, connection caps, refused-request log rate (issue 18) ---
+
+LIMITS = {
+    "QIWI_READ_TIMEOUT": ("2.5", "read_timeout", 2.5),
+    "QIWI_KEEPALIVE_TIMEOUT": ("4", "keepalive_timeout", 4.0),
+    "QIWI_MAX_CONNECTIONS": ("300", "max_connections", 300),
+    "QIWI_MAX_CONNECTIONS_PER_IP": ("20", "max_connections_per_ip", 20),
+    "QIWI_REFUSED_LOG_RATE": ("0.5", "refused_log_rate", 0.5),
+}
+
+
+def test_listener_limits_default_to_what_docs_security_md_says() -> None:
+    limits = from_env({}).limits
+    assert limits.read_timeout == 10.0
+    assert limits.keepalive_timeout == 15.0
+    assert limits.max_connections == 1000
+    assert limits.max_connections_per_ip == 100
+    assert limits.refused_log_rate == 5.0
+
+
+@pytest.mark.parametrize("variable", sorted(LIMITS))
+def test_each_listener_limit_is_read(variable: str) -> None:
+    raw, attribute, value = LIMITS[variable]
+    assert getattr(from_env({variable: raw}).limits, attribute) == value
+
+
+@pytest.mark.parametrize("variable", sorted(LIMITS))
+@pytest.mark.parametrize("bad", ["0", "-1", "ten"])
+def test_a_bad_listener_limit_names_its_variable(variable: str, bad: str) -> None:
+    assert config_error({variable: bad}).variable == variable
