@@ -328,6 +328,7 @@ class _Comparer:
         self.outside: Found[RegistryRow] = Found()
         self.near_edge: Found[RegistryRow] = Found(limit=EDGE_SHOWN)
         self._times = DayReader()
+        self._edges: dict[str, bool] = {}  # by the date as written: a file repeats them
         self.missing_ours: Found[RegistryRow] = Found()
         self.different_sums: Found[Mismatch] = Found()
         self.different_accounts: Found[Mismatch] = Found()
@@ -354,8 +355,7 @@ class _Comparer:
             if not whole_kopecks(row.sum):
                 self.odd_sums.add(row)
             if period is not None and row.day not in period:
-                near = _near_edge(period, row, self._times)
-                (self.near_edge if near else self.outside).add(row)
+                (self.near_edge if self._near_edge(period, row) else self.outside).add(row)
             if hit is None:
                 self.missing_ours.add(row)
                 continue
@@ -374,6 +374,14 @@ class _Comparer:
                     self.different_sums.add(Mismatch(row, ours[row.txn_id]))
                 if other_account:
                     self.different_accounts.add(Mismatch(row, ours[row.txn_id]))
+
+    def _near_edge(self, period: Period, row: RegistryRow) -> bool:
+        near = self._edges.get(row.when)
+        if near is None:
+            near = _near_edge(period, row, self._times)
+            if len(self._edges) < 100_000 and len(row.when) <= 64:
+                self._edges[row.when] = near
+        return near
 
     def sort(self) -> None:
         """Rows left for a second reading were compared last: back to the file's order."""
