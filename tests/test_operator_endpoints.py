@@ -14,6 +14,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import asyncpg
@@ -119,7 +120,7 @@ async def test_readyz_gives_a_generic_reason_and_healthz_stays_open(
 
 @asynccontextmanager
 async def _database_off(server_dsn: str, database_dsn: str) -> AsyncIterator[None]:
-    name = database_dsn.rsplit("/", 1)[1]
+    name = urlsplit(database_dsn).path.lstrip("/")
     admin = await asyncpg.connect(server_dsn)
     try:
         await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
