@@ -185,6 +185,24 @@ def test_creating_waits_while_another_session_is_on_the_template() -> None:
     assert '"template1" is being accessed by other users' in release.seen[0]
 
 
+@pytest.mark.timeout(180)
+def test_a_template_held_throughout_ends_the_tries_with_one_line() -> None:
+    """Not a race but a session left on template1 (an administrator's psql): a few tries,
+    then the failure says why, instead of trying forever."""
+    with cluster() as own:
+        primary = own.primary()
+        with (
+            psycopg.connect(primary.dsn("template1"), autocommit=True),
+            pytest.raises(DatabaseUnavailableError) as caught,
+        ):
+            server.migrate(primary.dsn("qiwi_held"), "public")
+    assert str(caught.value) == (
+        f"cannot migrate {primary.dsn('qiwi_held')}: the database does not exist after "
+        f"{server.CREATE_ATTEMPTS} tries to create it: another session stayed connected to "
+        "its template"
+    )
+
+
 async def run_together(count: int, *args: str, env: dict[str, str]) -> list[tuple[int, str]]:
     """``python -m qiwi_gw ARGS`` ``count`` times at once; each one's exit code and stderr."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("PG_", "QIWI_"))}
@@ -244,7 +262,7 @@ def test_a_wrong_password_costs_one_failed_login_per_attempt() -> None:
 
 def test_embedded_database_refused_by_settings_built_directly() -> None:
     settings = Settings(
-        database=DatabaseSettings(dsn=None, listen_dsn=None, embedded_allowed=False)
+        database=DatabaseSettings(dsn=None, direct_dsn=None, embedded_allowed=False)
     )
     with pytest.raises(ConfigError, match="QIWI_EMBEDDED_DB is false"), server.database(settings):
         pass

@@ -65,17 +65,24 @@ def migrate(dsn: str, schema: str, *, wait: float = 0.0) -> list[str]:
     deadline = time.monotonic() + wait
     delay = 0.5
     creations = 0
+    unmade = ""
     while True:
         try:
             found = provision.probe(dsn)
             if found.reach is provision.Reach.MISSING and creations < CREATE_ATTEMPTS:
+                # Counted once CREATE DATABASE has run: a maintenance database that does not
+                # answer raises, and is retried below like any other connection failure.
+                made = provision.create_if_missing(dsn)
                 creations += 1
-                provision.create_if_missing(dsn)
+                unmade = (
+                    "the server still says so after it was created"
+                    if made
+                    else "another session stayed connected to its template"
+                )
                 continue
             if found.reach is provision.Reach.MISSING:
                 problem = (
-                    f"the database does not exist, and {creations} tries to create it found "
-                    "another session connected to its template"
+                    f"the database does not exist after {creations} tries to create it: {unmade}"
                 )
             elif found.reach is provision.Reach.REFUSED:
                 problem = provision.masked(found.problem or "refused", dsn)
@@ -101,7 +108,7 @@ def serve(settings: Settings) -> None:
     with database(settings) as dsn:
         # Through PgBouncer (PG_REAL_HOST set) migrations go to the database itself:
         # DDL and yoyo's lock want a session of their own.
-        migrate(settings.database.listen_dsn or dsn, settings.database.schema, wait=STARTUP_WAIT)
+        migrate(settings.database.direct_dsn or dsn, settings.database.schema, wait=STARTUP_WAIT)
         app = create_app(settings, dsn)
         if settings.console.enabled:
             # The console and /metrics on their own listener, up and down with the gateway.
