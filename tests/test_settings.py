@@ -37,7 +37,7 @@ def config_error(env: dict[str, str]) -> ConfigError:
 def test_defaults_with_the_embedded_database_asked_for() -> None:
     settings = from_env({})
     assert settings.database.dsn is None
-    assert settings.database.listen_dsn is None
+    assert settings.database.direct_dsn is None
     assert settings.database.embedded
     assert settings.database.schema == "public"
     assert settings.database.data_dir == Path(".qiwi-gw")
@@ -171,7 +171,7 @@ def test_database_url_is_used() -> None:
     url = "postgresql://gw:pw@db.internal:6432/qiwi?sslmode=require"
     settings = from_env({"DATABASE_URL": url})
     assert settings.database.dsn == url
-    assert settings.database.listen_dsn == url
+    assert settings.database.direct_dsn == url
     assert not settings.database.embedded
 
 
@@ -195,7 +195,7 @@ def test_pg_parts_build_a_dsn() -> None:
         }
     )
     assert settings.database.dsn == "postgresql://gw:pw@db:5433/qiwi"
-    assert settings.database.listen_dsn == settings.database.dsn
+    assert settings.database.direct_dsn == settings.database.dsn
 
 
 def test_pg_parts_defaults() -> None:
@@ -234,7 +234,7 @@ def test_ipv6_pg_host_is_bracketed() -> None:
     assert urlsplit(dsn).hostname == "::1"
 
 
-def test_pg_real_host_gives_listen_dsn_with_that_host() -> None:
+def test_pg_real_host_gives_direct_dsn_with_that_host() -> None:
     settings = from_env(
         {
             "PG_HOST": "pgbouncer",
@@ -246,7 +246,7 @@ def test_pg_real_host_gives_listen_dsn_with_that_host() -> None:
         }
     )
     assert settings.database.dsn == "postgresql://gw:p%40ss@pgbouncer:6432/qiwi"
-    assert settings.database.listen_dsn == "postgresql://gw:p%40ss@postgres-primary:6432/qiwi"
+    assert settings.database.direct_dsn == "postgresql://gw:p%40ss@postgres-primary:6432/qiwi"
 
 
 def test_pg_real_host_with_database_url() -> None:
@@ -254,7 +254,7 @@ def test_pg_real_host_with_database_url() -> None:
         {"DATABASE_URL": "postgresql://u:p@bouncer:6432/db?sslmode=require", "PG_REAL_HOST": "real"}
     )
     assert settings.database.dsn == "postgresql://u:p@bouncer:6432/db?sslmode=require"
-    assert settings.database.listen_dsn == "postgresql://u:p@real:6432/db?sslmode=require"
+    assert settings.database.direct_dsn == "postgresql://u:p@real:6432/db?sslmode=require"
 
 
 def test_pg_real_port_points_the_listener_past_pgbouncer() -> None:
@@ -262,12 +262,12 @@ def test_pg_real_port_points_the_listener_past_pgbouncer() -> None:
         {"PG_HOST": "db", "PG_PORT": "6432", "PG_REAL_HOST": "db", "PG_REAL_PORT": "5432"}
     )
     assert settings.database.dsn == "postgresql://postgres@db:6432/postgres"
-    assert settings.database.listen_dsn == "postgresql://postgres@db:5432/postgres"
+    assert settings.database.direct_dsn == "postgresql://postgres@db:5432/postgres"
 
 
 def test_pg_real_host_ipv6() -> None:
     settings = from_env({"PG_HOST": "bouncer", "PG_REAL_HOST": "fd00::5"})
-    listen = settings.database.listen_dsn
+    listen = settings.database.direct_dsn
     assert listen is not None
     assert urlsplit(listen).hostname == "fd00::5"
     assert urlsplit(listen).port == 5432

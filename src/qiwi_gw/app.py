@@ -47,7 +47,7 @@ def create_app(
     )
     app.on_startup.append(_warn_if_open)
     # Straight to the database (not PgBouncer), like the listener: a session of its own.
-    gauges_dsn = settings.database.listen_dsn or dsn
+    gauges_dsn = settings.database.direct_dsn or dsn
     app[keys.GAUGES] = DatabaseGauges(
         app[keys.METRICS], partial(db.connect, settings.database, gauges_dsn)
     )
@@ -139,7 +139,7 @@ async def _dispatching(app: web.Application) -> AsyncIterator[None]:
     dispatcher = Dispatcher(
         pool=app[keys.POOL],
         settings=settings,
-        listen_dsn=settings.database.listen_dsn or app[keys.DSN],
+        direct_dsn=settings.database.direct_dsn or app[keys.DSN],
         http_client=app[keys.HTTP_CLIENT],
         metrics=app[keys.METRICS],
     )

@@ -12,7 +12,7 @@ from qiwi_gw import __version__, logs, ops
 from qiwi_gw.errors import ConfigError, QiwiGwError
 from qiwi_gw.ops.arguments import EXIT_USAGE, Parser
 from qiwi_gw.ops.common import BadArgumentError, NotFoundError
-from qiwi_gw.settings import Settings
+from qiwi_gw.settings import Settings, environment_help
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +24,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"qiwi-gw {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser(
-        "serve", help="run the gateway (HOST, PORT; embedded database if QIWI_EMBEDDED_DB=true)"
+        "serve",
+        help="run the gateway (HOST, PORT; embedded database if QIWI_EMBEDDED_DB=true)",
+        epilog=environment_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands.add_parser("migrate", help="apply pending database migrations and exit")
     ops.add_parsers(commands)
@@ -57,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "migrate":
             with server.database(settings) as dsn:
                 applied = server.migrate(
-                    settings.database.listen_dsn or dsn, settings.database.schema
+                    settings.database.direct_dsn or dsn, settings.database.schema
                 )
             print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
     except BadArgumentError as exc:

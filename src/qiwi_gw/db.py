@@ -47,7 +47,7 @@ async def create_pool(settings: DatabaseSettings, dsn: str) -> asyncpg.Pool:
         command_timeout=settings.timeout,
         server_settings=server_settings(settings),
         # PgBouncer in transaction mode cannot keep prepared statements.
-        statement_cache_size=0 if settings.listen_dsn != settings.dsn else 100,
+        statement_cache_size=0 if settings.behind_pooler else 100,
         reset=_keep_session,
     )
     return pool

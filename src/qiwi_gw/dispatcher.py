@@ -80,7 +80,7 @@ class Dispatcher:
         *,
         pool: asyncpg.Pool,
         settings: Settings,
-        listen_dsn: str,
+        direct_dsn: str,
         http_client: aiohttp.ClientSession,
         owner: str | None = None,
         metrics: Metrics | None = None,
@@ -107,7 +107,7 @@ class Dispatcher:
             probe_size=webhook.concurrency, minimum=webhook.retry_min, maximum=webhook.retry_max
         )
         self.listener = Listener(
-            lambda: db.connect(settings.database, listen_dsn),
+            lambda: db.connect(settings.database, direct_dsn),
             channel_for(settings.database.schema),
             on_notify=self._notified,
             on_connect=self.wake,

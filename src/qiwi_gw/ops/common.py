@@ -49,7 +49,7 @@ async def connect(
     options: dict[str, Any] = {
         "server_settings": {**db.server_settings(settings), "application_name": APPLICATION_NAME},
         # PgBouncer in transaction mode cannot keep prepared statements.
-        "statement_cache_size": 0 if settings.listen_dsn != settings.dsn else 100,
+        "statement_cache_size": 0 if settings.behind_pooler else 100,
     }
     try:
         if read_only and settings.replica_dsns:
