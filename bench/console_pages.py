@@ -32,7 +32,7 @@ from qiwi_gw import migrations
 from qiwi_gw.app import create_app
 from qiwi_gw.console import create_console_app
 from qiwi_gw.settings import Settings
-from qiwi_gw.store import transactions
+from qiwi_gw.store import reports
 
 ROWS = 1_000_000
 
@@ -86,11 +86,11 @@ def pages(middle_id: int, month: tuple[str, str, int]) -> list[tuple[str, str]]:
 
 
 PLANS = {
-    "newest": (transactions.Search(), {}),
-    "deep": (transactions.Search(), {"older_than": ROWS // 2}),
-    "account": (transactions.Search(account="901234"), {}),
-    "account, deep": (transactions.Search(account="901234"), {"older_than": ROWS // 2}),
-    "status 0": (transactions.Search(status=0), {}),
+    "newest": (reports.Search(), {}),
+    "deep": (reports.Search(), {"older_than": ROWS // 2}),
+    "account": (reports.Search(account="901234"), {}),
+    "account, deep": (reports.Search(account="901234"), {"older_than": ROWS // 2}),
+    "status 0": (reports.Search(status=0), {}),
 }
 
 
@@ -123,13 +123,13 @@ async def plans(dsn: str) -> dict[str, str]:
             return []
 
     first, last, _ = await month_of(connection)
-    month = transactions.Search(
+    month = reports.Search(
         txn_from=datetime.combine(first, time()), txn_to=datetime.combine(last, time())
     )
     try:
         for name, (criteria, cursor) in [*PLANS.items(), ("a month of QIWI dates", (month, {}))]:
             captured.clear()
-            await transactions.search(Capture(), criteria, limit=51, **cursor)  # type: ignore[arg-type]
+            await reports.search(Capture(), criteria, limit=51, **cursor)  # type: ignore[arg-type]
             statement, args = captured[0]
             rows = await connection.fetch("EXPLAIN " + statement, *args)
             found[name] = " / ".join(

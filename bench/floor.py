@@ -38,7 +38,7 @@ import uvloop
 from aiohttp import web
 
 from qiwi_gw.protocol import Answer, Pay, ProtocolError, ResultCode, parse_syntax
-from qiwi_gw.store.transactions import DueRow
+from qiwi_gw.store.payments import DueRow
 from qiwi_gw.webhook import payload
 
 logger = logging.getLogger("bench.floor")

@@ -453,28 +453,29 @@ async def test_an_exception_while_sending_is_recorded_and_backed_off(
 async def test_an_outcome_from_a_lost_lease_does_not_touch_the_new_claim(db: Any) -> None:
     from datetime import UTC, datetime
 
-    from qiwi_gw.store import transactions
-    from qiwi_gw.store.transactions import AttemptRecord, Outcome
+    from qiwi_gw.store import queue
+    from qiwi_gw.store.attempts import AttemptRecord
+    from qiwi_gw.store.queue import DeliveryOutcome
 
     await db.execute(
         "INSERT INTO qiwi_transaction (account, code, sum, status, txn_date, next_attempt_at)"
         " VALUES ('a', '1', 1, 0, now(), now())"
     )
-    [stale] = await transactions.claim_due(db, 1, 0.0, "old-owner")  # lease already over
-    [current] = await transactions.claim_due(db, 1, 60.0, "new-owner")
+    [stale] = await queue.claim_due(db, 1, 0.0, "old-owner")  # lease already over
+    [current] = await queue.claim_due(db, 1, 60.0, "new-owner")
     assert stale.id == current.id
     record = AttemptRecord(stale.id, 1, datetime.now(UTC), 5, 200, None, "ok")
-    await transactions.record_outcomes(db, [Outcome(record, delivered=True)], "old-owner")
+    await queue.record_outcomes(db, [DeliveryOutcome(record, delivered=True)], "old-owner")
     row = await db.fetchrow("SELECT status, locked_by FROM qiwi_transaction")
     assert (row["status"], row["locked_by"]) == (0, "new-owner")
     # The attempt stays in the history all the same.
     assert await db.fetchval("SELECT count(*) FROM qiwi_webhook_attempt") == 1
-    await transactions.record_outcomes(db, [Outcome(record, delivered=True)], "new-owner")
+    await queue.record_outcomes(db, [DeliveryOutcome(record, delivered=True)], "new-owner")
     assert await db.fetchval("SELECT status FROM qiwi_transaction") == 1
 
 
 async def test_the_backlog_says_held_from_backing_off(db: Any) -> None:
-    from qiwi_gw.store import transactions
+    from qiwi_gw.store import queue
 
     await db.execute(
         "INSERT INTO qiwi_transaction"
@@ -483,10 +484,10 @@ async def test_the_backlog_says_held_from_backing_off(db: Any) -> None:
         " ('a', '2', 1, 0, now(), now() + interval '1 hour', false),"
         " ('a', '3', 1, 0, now(), now(), false)"
     )
-    backlog = await transactions.delivery_backlog(db)
+    backlog = await queue.delivery_backlog(db)
     assert (backlog.held, backlog.backing_off) == (1, 1)
-    assert await transactions.release_held(db, 10) == 1
-    backlog = await transactions.delivery_backlog(db)
+    assert await queue.release_held(db, 10) == 1
+    backlog = await queue.delivery_backlog(db)
     assert (backlog.held, backlog.backing_off) == (0, 1)
 
 

@@ -15,7 +15,7 @@ from qiwi_gw.errors import DatabaseUnavailableError
 from qiwi_gw.group_commit import GroupCommitter, Stored
 from qiwi_gw.protocol import Pay
 from qiwi_gw.store.http_log import HttpLogEntry
-from qiwi_gw.store.transactions import STATUS_COMPLETED, LoggedRequest
+from qiwi_gw.store.payments import STATUS_COMPLETED, LoggedRequest
 from tests.conftest import ClientFactory
 from tests.helpers import result_of
 

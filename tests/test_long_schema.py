@@ -20,7 +20,7 @@ from qiwi_gw import keys, migrations
 from qiwi_gw.app import create_app
 from qiwi_gw.channel import MAX_BYTES, channel_for
 from qiwi_gw.settings import Settings
-from qiwi_gw.store import transactions
+from qiwi_gw.store import queue
 from tests.helpers import Backend, result_of
 
 # 63 characters: the longest name PostgreSQL keeps whole.
@@ -70,7 +70,7 @@ async def test_python_and_sql_name_the_same_channel(empty_database_dsn: str) -> 
                 "INSERT INTO qiwi_transaction (account, code, sum, status, txn_date)"
                 " VALUES ('a', '1', 1, 0, now()) RETURNING id"
             )
-            await transactions.notify_due(writer, row_id)
+            await queue.notify_due(writer, row_id)
         async with asyncio.timeout(10):
             await arrived.wait()
     finally:

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from qiwi_gw.ops import status
-from qiwi_gw.store import attempts, transactions
+from qiwi_gw.store import attempts, reports
 from tests.conftest import create_database, drop_database, with_database
 from tests.ops_helpers import run_cli
 
@@ -122,9 +122,9 @@ def nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 STATEMENTS = [
-    (transactions.COUNT_PENDING, ()),
-    (transactions.SELECT_PENDING, (50,)),
-    (transactions.SELECT_LAST_DELIVERY, ()),
+    (reports.COUNT_PENDING, ()),
+    (reports.SELECT_PENDING, (50,)),
+    (reports.SELECT_LAST_DELIVERY, ()),
     (attempts.SELECT_LAST_FAILURE, ()),
 ]
 
@@ -148,7 +148,7 @@ async def test_the_exact_count_stops_at_its_bound(million_dsn: str) -> None:
     connection = await asyncpg.connect(million_dsn)
     try:
         plan = await connection.fetchval(
-            f"EXPLAIN (ANALYZE, FORMAT JSON) {transactions.COUNT_UP_TO}",
+            f"EXPLAIN (ANALYZE, FORMAT JSON) {reports.COUNT_UP_TO}",
             status.EXACT_TOTAL_UP_TO + 1,
         )
     finally:

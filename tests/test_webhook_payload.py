@@ -15,7 +15,7 @@ import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from qiwi_gw.store.transactions import DueRow
+from qiwi_gw.store.payments import DueRow
 from qiwi_gw.webhook import WebhookSender, message_id, payload
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

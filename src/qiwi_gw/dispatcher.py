@@ -39,8 +39,9 @@ from qiwi_gw.listener import Listener
 from qiwi_gw.metrics import Metrics
 from qiwi_gw.recorder import OutcomeRecorder
 from qiwi_gw.settings import Settings
-from qiwi_gw.store import attempts, transactions
-from qiwi_gw.store.transactions import DueRow, Outcome
+from qiwi_gw.store import attempts, queue
+from qiwi_gw.store.payments import DueRow
+from qiwi_gw.store.queue import DeliveryOutcome
 from qiwi_gw.webhook import Delivery, Verdict, WebhookSender
 
 logger = logging.getLogger(__name__)
@@ -239,7 +240,7 @@ class Dispatcher:
         await self._recorder.stop()
         try:
             async with self._pool.acquire(timeout=self._db_timeout) as connection:
-                released = await transactions.release_claims(connection, self.owner)
+                released = await queue.release_claims(connection, self.owner)
         except DATABASE_ERRORS as exc:
             logger.warning(
                 "could not release claims (they expire by themselves): %s", describe(exc)
@@ -313,7 +314,7 @@ class Dispatcher:
         wakes = self._wakes
         try:
             async with self._pool.acquire(timeout=self._db_timeout) as connection:
-                rows = await transactions.claim_due(connection, allowed, self.lease, self.owner)
+                rows = await queue.claim_due(connection, allowed, self.lease, self.owner)
         except DATABASE_ERRORS as exc:
             logger.warning("cannot claim due payments: %s", describe(exc))
             self._maybe_due = False  # the sweep tries again
@@ -349,13 +350,13 @@ class Dispatcher:
             # bring the row back every lease with no backoff.
             self._recorder.add(self._outcome(delivery, was_open))
 
-    def _outcome(self, delivery: Delivery, was_open: bool) -> Outcome:
+    def _outcome(self, delivery: Delivery, was_open: bool) -> DeliveryOutcome:
         if delivery.delivered:
-            return Outcome(delivery.record, delivered=True)
+            return DeliveryOutcome(delivery.record, delivered=True)
         delay = retry_delay(
             delivery.record.attempt, self._settings.retry_min, self._settings.retry_max
         )
-        return Outcome(
+        return DeliveryOutcome(
             delivery.record,
             delivered=False,
             retry_in=delay,
@@ -416,7 +417,7 @@ class Dispatcher:
         of them is made due now, a probe whose answer releases the rest."""
         try:
             async with self._pool.acquire(timeout=self._db_timeout) as connection:
-                await transactions.release_held(connection, 1)
+                await queue.release_held(connection, 1)
         except DATABASE_ERRORS as exc:
             logger.warning("cannot probe with a held payment: %s", describe(exc))
 
@@ -429,7 +430,7 @@ class Dispatcher:
         while not self._stopping:
             try:
                 async with self._pool.acquire(timeout=self._db_timeout) as connection:
-                    count = await transactions.release_held(connection, RELEASE_BATCH)
+                    count = await queue.release_held(connection, RELEASE_BATCH)
             except DATABASE_ERRORS as exc:
                 logger.warning("cannot release payments held by the outage: %s", describe(exc))
                 # Held rows still come due on their own backoff; try again at the next answer.
@@ -443,7 +444,7 @@ class Dispatcher:
         if total:
             logger.info("%d payments held back by the outage are due now", total)
 
-    def _written(self, outcomes: list[Outcome]) -> None:
+    def _written(self, outcomes: list[DeliveryOutcome]) -> None:
         """Outcomes were written: their slots are free, and the earliest retry among
         them is now in the table. Wake for the retry only when it falls due."""
         if self._maybe_due:

@@ -22,12 +22,12 @@ import asyncpg
 from qiwi_gw.db import DATABASE_ERRORS
 from qiwi_gw.errors import DatabaseUnavailableError, describe
 from qiwi_gw.metrics import Metrics
-from qiwi_gw.store import transactions
-from qiwi_gw.store.transactions import BatchResult, Claim, DueRow, LoggedRequest, StoredPayment
+from qiwi_gw.store import payments
+from qiwi_gw.store.payments import BatchResult, Claim, DueRow, LoggedRequest, StoredPayment
 
 logger = logging.getLogger(__name__)
 
-MAX_BATCH: Final = 256
+MAX_REQUESTS_PER_COMMIT: Final = 256
 # Errors caused by one row's data: the batch is retried row by row so that one
 # bad payment never fails its neighbours.
 ROW_ERRORS: Final = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
@@ -112,7 +112,7 @@ class GroupCommitter:
         ``DatabaseUnavailableError`` when the database cannot say."""
         try:
             async with self._pool.acquire(timeout=self._db_timeout) as connection:
-                found = await transactions.stored_by_codes(connection, [code])
+                found = await payments.stored_by_codes(connection, [code])
         except DATABASE_ERRORS as exc:
             raise DatabaseUnavailableError(describe(exc)) from None
         return found.get(code)
@@ -120,7 +120,10 @@ class GroupCommitter:
     async def _run(self) -> None:
         while True:
             await self._arrived.wait()
-            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            batch, self._queue = (
+                self._queue[:MAX_REQUESTS_PER_COMMIT],
+                self._queue[MAX_REQUESTS_PER_COMMIT:],
+            )
             if not self._queue:
                 self._arrived.clear()
             if batch:
@@ -170,7 +173,7 @@ class GroupCommitter:
         claim = self._claim(requests)
         try:
             async with self._pool.acquire(timeout=self._db_timeout) as connection:
-                result = await transactions.insert_batch(connection, requests, claim)
+                result = await payments.insert_batch(connection, requests, claim)
         except BaseException:
             if claim is not None and self.claimer is not None:
                 self.claimer.unreserve(len(claim.codes))
@@ -189,7 +192,7 @@ class GroupCommitter:
             dict.fromkeys(
                 request.pay.txn_id
                 for request in requests
-                if request.pay is not None and request.status == transactions.STATUS_RECEIVED
+                if request.pay is not None and request.status == payments.STATUS_RECEIVED
             )
         )
         granted = claimer.reserve(len(codes)) if codes else 0

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from qiwi_gw.db import DATABASE_ERRORS
-from qiwi_gw.store import transactions
+from qiwi_gw.store import queue
 
 __all__ = ["CONTENT_TYPE_LATEST", "DatabaseGauges", "Metrics"]
 
@@ -186,8 +186,8 @@ class DatabaseGauges:
             try:
                 if self._connection is None or self._connection.is_closed():
                     self._connection = await self._connect()
-                pending, oldest = await transactions.pending_summary(self._connection)
-                backlog = await transactions.delivery_backlog(self._connection)
+                pending, oldest = await queue.pending_summary(self._connection)
+                backlog = await queue.delivery_backlog(self._connection)
             except DATABASE_ERRORS:
                 self._metrics.database_up.set(0)
                 await self.close()

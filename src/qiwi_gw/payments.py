@@ -29,9 +29,13 @@ from qiwi_gw.protocol import (
     ResultCode,
     apply_rules,
 )
-from qiwi_gw.store import transactions
 from qiwi_gw.store.http_log import HttpLogEntry
-from qiwi_gw.store.transactions import LoggedRequest, StoredPayment
+from qiwi_gw.store.payments import (
+    STATUS_COMPLETED,
+    STATUS_RECEIVED,
+    LoggedRequest,
+    StoredPayment,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -50,9 +54,7 @@ class Payments:
         self._committer = committer
         self._limits = limits
         self._check_on_pay = check_on_pay
-        self._new_status = (
-            transactions.STATUS_RECEIVED if deliver_webhooks else transactions.STATUS_COMPLETED
-        )
+        self._new_status = STATUS_RECEIVED if deliver_webhooks else STATUS_COMPLETED
 
     async def handle(self, command: Command, entry: HttpLogEntry) -> Answer:
         """Raise ``DatabaseUnavailableError``, ``BackendUnavailableError`` or ``ProtocolError``."""

@@ -14,12 +14,12 @@ import asyncpg
 from qiwi_gw.backoff import retry_delay
 from qiwi_gw.db import DATABASE_ERRORS
 from qiwi_gw.errors import describe
-from qiwi_gw.store import transactions
-from qiwi_gw.store.transactions import Outcome
+from qiwi_gw.store import queue
+from qiwi_gw.store.queue import DeliveryOutcome
 
 logger = logging.getLogger(__name__)
 
-MAX_BATCH: Final = 500
+MAX_OUTCOMES_PER_WRITE: Final = 500
 # A batch is tried for at most this many database timeouts in all (acquiring a
 # connection and running the statement included), then given up: its claims
 # expire and the rows are sent again.
@@ -42,13 +42,13 @@ class OutcomeRecorder:
         *,
         owner: str,
         db_timeout: float,
-        on_written: Callable[[list[Outcome]], None] = lambda _batch: None,
+        on_written: Callable[[list[DeliveryOutcome]], None] = lambda _batch: None,
     ) -> None:
         self._pool = pool
         self._on_written = on_written
         self._owner = owner
         self._db_timeout = db_timeout
-        self._pending: list[Outcome] = []
+        self._pending: list[DeliveryOutcome] = []
         self._writing = 0
         self._arrived = asyncio.Event()
         self._idle = asyncio.Event()
@@ -60,7 +60,7 @@ class OutcomeRecorder:
         """Outcomes added and not yet written: their rows still count as claimed."""
         return len(self._pending) + self._writing
 
-    def add(self, outcome: Outcome) -> None:
+    def add(self, outcome: DeliveryOutcome) -> None:
         self._pending.append(outcome)
         self._idle.clear()
         self._arrived.set()
@@ -88,7 +88,10 @@ class OutcomeRecorder:
     async def _run(self) -> None:
         while True:
             await self._arrived.wait()
-            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+            batch, self._pending = (
+                self._pending[:MAX_OUTCOMES_PER_WRITE],
+                self._pending[MAX_OUTCOMES_PER_WRITE:],
+            )
             if not self._pending:
                 self._arrived.clear()
             self._writing = len(batch)
@@ -102,14 +105,14 @@ class OutcomeRecorder:
             if not self._pending:
                 self._idle.set()
 
-    async def _write(self, batch: list[Outcome]) -> None:
+    async def _write(self, batch: list[DeliveryOutcome]) -> None:
         deadline = time.monotonic() + BUDGET_IN_TIMEOUTS * self._db_timeout
         failures = 0
         while True:
             try:
                 async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
                     async with self._pool.acquire(timeout=self._db_timeout) as connection:
-                        await transactions.record_outcomes(connection, batch, self._owner)
+                        await queue.record_outcomes(connection, batch, self._owner)
             except DATABASE_ERRORS as exc:
                 failures += 1
                 pause = retry_delay(failures, RETRY_MIN, self._db_timeout)

@@ -15,7 +15,8 @@ import aiohttp
 from standardwebhooks import Webhook
 
 from qiwi_gw.errors import describe
-from qiwi_gw.store.transactions import AttemptRecord, DueRow
+from qiwi_gw.store.attempts import AttemptRecord
+from qiwi_gw.store.payments import DueRow
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from qiwi_gw.ops import output
 from qiwi_gw.ops.arguments import Commands
 from qiwi_gw.ops.common import BadArgumentError, Job, NotFoundError
 from qiwi_gw.settings import Settings
-from qiwi_gw.store import attempts, transactions
+from qiwi_gw.store import attempts, payments, reports
 
 
 def add_parser(commands: Commands) -> None:
@@ -84,7 +84,7 @@ class History:
 async def fetch(connection: asyncpg.Connection, code: str) -> History | None:
     """The payment with txn_id ``code`` and its attempts, one snapshot; None when absent."""
     async with connection.transaction(isolation="repeatable_read", readonly=True):
-        found = await transactions.by_code(connection, code)
+        found = await reports.by_code(connection, code)
         if found is None:
             return None
         tried = await attempts.for_transaction(connection, found["id"])
@@ -105,7 +105,7 @@ async def run(
 
 
 def state(payment: Payment) -> str:
-    if payment.status == transactions.STATUS_COMPLETED:
+    if payment.status == payments.STATUS_COMPLETED:
         if payment.delivered_at is None:
             return "1 completed (stored completed: no webhook was configured)"
         return f"1 completed, delivered {output.when(payment.delivered_at)} UTC"

@@ -18,7 +18,7 @@ from qiwi_gw.ops import output
 from qiwi_gw.ops.arguments import Commands, positive_int
 from qiwi_gw.ops.common import Job
 from qiwi_gw.settings import Settings
-from qiwi_gw.store import transactions
+from qiwi_gw.store import reports
 
 DEFAULT_LIMIT = 50
 
@@ -62,15 +62,15 @@ class PendingPayment:
 
 @dataclass(frozen=True)
 class Pending:
-    counted: transactions.PendingCount
+    counted: reports.PendingCount
     rows: list[PendingPayment]
 
 
 async def fetch(connection: asyncpg.Connection, limit: int) -> Pending:
     """The count and the ``limit`` oldest undelivered payments, one snapshot."""
     async with connection.transaction(isolation="repeatable_read", readonly=True):
-        counted = await transactions.count_pending(connection)
-        rows = await transactions.oldest_pending(connection, limit)
+        counted = await reports.count_pending(connection)
+        rows = await reports.oldest_pending(connection, limit)
     return Pending(counted, [PendingPayment(**row) for row in rows])
 
 
@@ -96,7 +96,7 @@ def next_attempt(row: PendingPayment, now: datetime) -> str:
     return f"in {output.duration(output.seconds_between(now, due))}"
 
 
-def render(rows: list[PendingPayment], counted: transactions.PendingCount) -> str:
+def render(rows: list[PendingPayment], counted: reports.PendingCount) -> str:
     if not rows:
         return "no pending payments: every payment is delivered"
     body = output.table(
@@ -135,9 +135,7 @@ def render(rows: list[PendingPayment], counted: transactions.PendingCount) -> st
     return f"{body}\n{footer}"
 
 
-def as_json_object(
-    rows: list[PendingPayment], counted: transactions.PendingCount
-) -> dict[str, object]:
+def as_json_object(rows: list[PendingPayment], counted: reports.PendingCount) -> dict[str, object]:
     return {
         "now": output.iso(counted.now),
         "total": counted.pending,

@@ -20,7 +20,8 @@ from qiwi_gw.ops import output
 from qiwi_gw.ops.arguments import Commands
 from qiwi_gw.ops.common import BadArgumentError, Job
 from qiwi_gw.settings import Settings
-from qiwi_gw.store import transactions
+from qiwi_gw.store import queue, reports
+from qiwi_gw.store.payments import STATUS_COMPLETED, STATUS_RECEIVED
 
 BATCH = 10_000
 
@@ -50,7 +51,7 @@ def prepare(args: argparse.Namespace) -> Job:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class ResendOutcome:
     code: str
     prv_txn: int | None
     was: str
@@ -61,28 +62,30 @@ class Outcome:
         return self.prv_txn is not None
 
 
-async def resend(connection: asyncpg.Connection, codes: list[str]) -> list[Outcome]:
+async def resend(connection: asyncpg.Connection, codes: list[str]) -> list[ResendOutcome]:
     """Make the rows of ``codes`` due in one transaction; say what became of each."""
-    outcomes: dict[str, Outcome] = {}
+    outcomes: dict[str, ResendOutcome] = {}
     async with connection.transaction():
-        rows = await transactions.lock_for_resend(connection, codes)
+        rows = await queue.lock_for_resend(connection, codes)
         due: list[int] = []
         for row in rows:
-            if row["status"] == transactions.STATUS_RECEIVED and row["in_flight"]:
-                outcomes[row["code"]] = Outcome(row["code"], row["id"], "pending", "being sent now")
+            if row["status"] == STATUS_RECEIVED and row["in_flight"]:
+                outcomes[row["code"]] = ResendOutcome(
+                    row["code"], row["id"], "pending", "being sent now"
+                )
                 continue
             due.append(row["id"])
-            if row["status"] == transactions.STATUS_COMPLETED:
-                outcomes[row["code"]] = Outcome(
+            if row["status"] == STATUS_COMPLETED:
+                outcomes[row["code"]] = ResendOutcome(
                     row["code"], row["id"], "completed", "due now: will be sent once more"
                 )
             else:
-                outcomes[row["code"]] = Outcome(row["code"], row["id"], "pending", "due now")
+                outcomes[row["code"]] = ResendOutcome(row["code"], row["id"], "pending", "due now")
         if due:
-            await transactions.make_due(connection, due)
+            await queue.make_due(connection, due)
             # Delivered on commit, so the gateway sees the rows already due.
-            await transactions.notify_due(connection, due[0])
-    return [outcomes.get(code) or Outcome(code, None, "not found", "-") for code in codes]
+            await queue.notify_due(connection, due[0])
+    return [outcomes.get(code) or ResendOutcome(code, None, "not found", "-") for code in codes]
 
 
 async def run_codes(
@@ -129,10 +132,10 @@ async def make_all_pending_due(connection: asyncpg.Connection) -> int:
     """In bounded batches, each its own transaction, so the dispatcher is never held up."""
     total = 0
     while True:
-        ids = await transactions.make_pending_due(connection, BATCH)
+        ids = await queue.make_pending_due(connection, BATCH)
         if ids:
             total += len(ids)
-            await transactions.notify_due(connection, ids[0])
+            await queue.notify_due(connection, ids[0])
         if len(ids) < BATCH:
             return total
 
@@ -142,7 +145,7 @@ async def run_all_pending(
 ) -> int:
     _warn_without_webhook(settings)
     made_due = await make_all_pending_due(connection)
-    counted = await transactions.count_pending(connection)
+    counted = await reports.count_pending(connection)
     if as_json:
         print(
             output.to_json(

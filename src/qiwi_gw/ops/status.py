@@ -20,7 +20,7 @@ from qiwi_gw.ops.arguments import Commands
 from qiwi_gw.ops.common import Job
 from qiwi_gw.ops.pending import PendingPayment
 from qiwi_gw.settings import Settings, mask_url
-from qiwi_gw.store import attempts, transactions
+from qiwi_gw.store import attempts, reports
 
 EXACT_TOTAL_UP_TO = 100_000
 
@@ -77,13 +77,13 @@ class Status:
 async def collect(connection: asyncpg.Connection, settings: Settings) -> Status:
     # One snapshot: the numbers agree with each other, and now() is one instant.
     async with connection.transaction(isolation="repeatable_read", readonly=True):
-        counted = await transactions.count_pending(connection)
-        total = await transactions.count_up_to(connection, EXACT_TOTAL_UP_TO + 1)
+        counted = await reports.count_pending(connection)
+        total = await reports.count_up_to(connection, EXACT_TOTAL_UP_TO + 1)
         total_exact = total <= EXACT_TOTAL_UP_TO
         if not total_exact:
-            total = max(await transactions.estimate_rows(connection), total)
-        oldest = await transactions.oldest_pending(connection, 1)
-        delivery = await transactions.last_delivery(connection)
+            total = max(await reports.estimate_rows(connection), total)
+        oldest = await reports.oldest_pending(connection, 1)
+        delivery = await reports.last_delivery(connection)
         failure = await attempts.last_failure(connection)
         return Status(
             now=counted.now,

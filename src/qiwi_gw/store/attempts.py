@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 import asyncpg
 
 from qiwi_gw.db import Executor, affected_rows
+from qiwi_gw.store.payments import STATUS_COMPLETED
 
 # Bounded batches keep the delete's locks short on a large table. "= ANY(ARRAY(...))"
 # rather than "IN (...)", so that each id is looked up by primary key instead of
 # hash-joined against a scan of the whole table.
-PRUNE_DELIVERED = """
+PRUNE_DELIVERED = f"""
 DELETE FROM qiwi_webhook_attempt
 WHERE id = ANY(ARRAY(
     SELECT a.id
     FROM qiwi_webhook_attempt a
     JOIN qiwi_transaction t ON t.id = a.transaction_id
-    WHERE t.status = 1 AND a.started_at < now() - make_interval(days => $1)
+    WHERE t.status = {STATUS_COMPLETED} AND a.started_at < now() - make_interval(days => $1)
     LIMIT $2
 ))
 """
@@ -59,3 +63,35 @@ LIMIT 1
 
 async def last_failure(connection: Executor) -> asyncpg.Record | None:
     return await connection.fetchrow(SELECT_LAST_FAILURE)
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """One webhook attempt, as stored in ``qiwi_webhook_attempt``."""
+
+    transaction_id: int
+    attempt: int
+    started_at: datetime
+    duration_ms: int
+    http_status: int | None
+    error: str | None
+    response_excerpt: str | None
+
+    def as_args(self) -> tuple[object, ...]:
+        """The attempt's columns, in the order of ``RECORD_OUTCOMES``'s first seven arrays."""
+        return (
+            self.transaction_id,
+            self.attempt,
+            self.started_at,
+            self.duration_ms,
+            self.http_status,
+            self.error,
+            self.response_excerpt,
+        )
+
+    @property
+    def summary(self) -> str:
+        """What went wrong, in a few words, for ``qiwi_transaction.last_error``."""
+        if self.error is not None:
+            return self.error
+        return f"HTTP {self.http_status}"

@@ -20,7 +20,7 @@ class HttpLogEntry:
 
     def as_args(self) -> tuple[str | None, str, str, str, str]:
         """The log columns (ip, url, method, headers, body), in the order of the
-        batch statement in ``transactions``, which writes every log row."""
+        batch statement in ``payments``, which writes every log row."""
         return (self.ip, self.url, self.method, json.dumps(self.headers), self.body)
 
 
