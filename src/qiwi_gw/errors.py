@@ -23,6 +23,13 @@ class DatabaseUnavailableError(QiwiGwError):
     """The database could not be reached or did not answer in time."""
 
 
+class ShuttingDownError(DatabaseUnavailableError):
+    """The gateway is stopping and will not store this request.
+
+    A kind of DatabaseUnavailableError on purpose: QIWI gets the same temporary code 1
+    and retries, against the next process."""
+
+
 class BackendUnavailableError(QiwiGwError):
     """The merchant's backend did not answer (no connection or a timeout)."""
 

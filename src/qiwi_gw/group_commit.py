@@ -20,7 +20,7 @@ from typing import Final, Protocol
 import asyncpg
 
 from qiwi_gw.db import DATABASE_ERRORS
-from qiwi_gw.errors import DatabaseUnavailableError, describe
+from qiwi_gw.errors import DatabaseUnavailableError, ShuttingDownError, describe
 from qiwi_gw.metrics import Metrics
 from qiwi_gw.store import payments
 from qiwi_gw.store.payments import BatchResult, Claim, DueRow, LoggedRequest, StoredPayment
@@ -92,7 +92,7 @@ class GroupCommitter:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        self._fail(self._queue, DatabaseUnavailableError("the gateway is shutting down"))
+        self._fail(self._queue, ShuttingDownError("the gateway is shutting down"))
         self._queue = []
 
     async def store(self, request: LoggedRequest) -> Stored | None:
