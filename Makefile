@@ -124,5 +124,6 @@ clean:
 .PHONY: status pending attempts resend export reconcile prune-log
 
 ## operator commands: status, pending, attempts, resend, export, reconcile, prune-log
+## (on the embedded database of `make run` when none is configured, as run and migrate)
 status pending attempts resend export reconcile prune-log: $(STAMP)
-	@$(BIN)/qiwi-gw $@ $(ARGS)
+	@QIWI_EMBEDDED_DB="$${QIWI_EMBEDDED_DB:-true}" $(BIN)/qiwi-gw $@ $(ARGS)
