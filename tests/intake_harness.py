@@ -292,6 +292,8 @@ async def refused_flood(
     def count(key: str) -> None:
         counts[key] = counts.get(key, 0) + 1
 
+    loop = asyncio.get_running_loop()
+
     async def caller(number: int) -> None:
         connection: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         while time.monotonic() < deadline and budget[0] > 0:
@@ -311,7 +313,9 @@ async def refused_flood(
             reader, writer = connection
             try:
                 writer.write(request)
-                async with asyncio.timeout(10):
+                # A held connection (the address shut out) answers nothing: give up
+                # when the flood's time is up.
+                async with asyncio.timeout_at(loop.time() + max(0.0, deadline - time.monotonic())):
                     with suppress(ConnectionError):
                         await writer.drain()
                     status, kept = await _read_answer(reader)
@@ -397,12 +401,15 @@ async def scrape_storm(
     async with aiohttp.ClientSession(connector=connector) as session:
 
         async def scraper() -> None:
-            while time.monotonic() < deadline:
+            while (left := deadline - time.monotonic()) > 0:
+                # A held connection (the address shut out) answers nothing: give up
+                # when the storm's time is up.
+                timeout = aiohttp.ClientTimeout(total=left)
                 try:
-                    async with session.get(url, headers=headers) as response:
+                    async with session.get(url, headers=headers, timeout=timeout) as response:
                         await response.read()
                         key = str(response.status)
-                except aiohttp.ClientError as exc:
+                except (aiohttp.ClientError, TimeoutError) as exc:
                     key = type(exc).__name__
                 counts[key] = counts.get(key, 0) + 1
 

@@ -13,6 +13,8 @@ from contextlib import suppress
 
 import aiohttp
 
+from qiwi_gw.admission import Admission, Verdict, caps_for, descriptors_needed
+from qiwi_gw.settings import Settings
 from tests.intake_harness import (
     AUTH,
     PASSWORD,
@@ -190,3 +192,55 @@ async def test_malformed_requests_are_warned_about_at_most_once_a_second_per_add
     warned = sum("malformed request from" in line for line in log.splitlines())
     assert 1 <= warned <= 1 + elapsed
     assert "qiwi_bad_requests_total 30.0" in metrics
+
+
+# --- the admission's arithmetic, without a process ------------------------------------
+
+
+def admission_for(**env: str) -> Admission:
+    settings = Settings.from_env({"DATABASE_URL": "postgresql://h/db", **env})
+    caps = caps_for(settings, descriptor_limit=settings.limits.max_connections + 1000)
+    return Admission(
+        caps,
+        allowed=settings.allowed_networks,
+        trusted_proxies=settings.trusted_proxies,
+        penalised=lambda address: address == "192.0.2.66",
+    )
+
+
+def test_an_address_gets_its_share_and_a_trusted_proxy_more() -> None:
+    gate = admission_for(
+        QIWI_MAX_CONNECTIONS="50",
+        QIWI_MAX_CONNECTIONS_PER_IP="3",
+        QIWI_TRUSTED_PROXIES="10.0.0.1/32",
+    )
+    assert [gate.admit("192.0.2.1") for _ in range(4)] == [Verdict.SERVE] * 3 + [Verdict.REFUSE]
+    assert [gate.admit("10.0.0.1") for _ in range(10)] == [Verdict.SERVE] * 10
+    gate.release("192.0.2.1")
+    assert gate.admit("192.0.2.1") is Verdict.SERVE
+
+
+def test_a_tenth_of_the_total_is_kept_for_the_allow_list() -> None:
+    gate = admission_for(
+        QIWI_MAX_CONNECTIONS="200",
+        QIWI_MAX_CONNECTIONS_PER_IP="200",
+        QIWI_ALLOWED_IPS="127.0.0.1/32",
+    )
+    assert gate.caps.others == 200 - 20
+    outsiders = [gate.admit("192.0.2.1") for _ in range(200)]
+    assert outsiders.count(Verdict.SERVE) == 180
+    assert [gate.admit("127.0.0.1") for _ in range(21)] == [Verdict.SERVE] * 20 + [Verdict.REFUSE]
+
+
+def test_a_shut_out_address_is_held_within_the_caps() -> None:
+    gate = admission_for(QIWI_MAX_CONNECTIONS_PER_IP="2")
+    verdicts = [gate.admit("192.0.2.66") for _ in range(3)]
+    assert verdicts == [Verdict.HOLD, Verdict.HOLD, Verdict.REFUSE]
+    assert gate.held_by("192.0.2.66") == 2
+
+
+def test_the_descriptor_limit_caps_the_total() -> None:
+    settings = Settings.from_env({"DATABASE_URL": "postgresql://h/db"})
+    caps = caps_for(settings, descriptor_limit=256)
+    assert caps.total == 256 - descriptors_needed(settings)
+    assert caps.per_address == min(100, caps.total)

@@ -46,21 +46,24 @@ ROW_BYTES = (
 
 
 async def test_a_refused_flood_grows_the_table_by_a_bounded_rate(database_dsn: str) -> None:
-    requests = 400
-    async with gateway(database_dsn, **PROTECTED) as gw:
+    """Four callers without credentials send big requests back to back for 4 s
+    (each soon shut out: its connections then held unread for the 1 s read timeout)."""
+    async with gateway(database_dsn, QIWI_READ_TIMEOUT="1", **PROTECTED) as gw:
         before = await log_table_bytes(database_dsn)
         started = time.monotonic()
         flood = await spawn(
-            "refused_flood", port=gw.port, clients=4, requests=requests, seconds=60, **FLOOD
+            "refused_flood", port=gw.port, clients=4, requests=2000, seconds=4, **FLOOD
         )
         counts = await result_of(flood)
         elapsed = time.monotonic() - started
         growth = await log_table_bytes(database_dsn) - before
         metrics = await _metrics(gw.base)
-    # Every one refused: with 403, or (an address penalised for the storm) at connect.
+        log = gw.log_text()
+    sent = sum(counts.values())
+    # Every one refused: with 403, or held unread until given up on.
     assert "200" not in counts
     assert counts["403"] >= 4
-    assert sum(counts.values()) == requests
+    assert "shutting out 127.0.0.2 for 10 s" in log
     connection = await asyncpg.connect(database_dsn)
     try:
         logged = await connection.fetchrow(
@@ -75,14 +78,16 @@ async def test_a_refused_flood_grows_the_table_by_a_bounded_rate(database_dsn: s
     assert logged["with_body"] == 0
     assert logged["widest"] <= 5000
     assert metrics["qiwi_refused_unlogged_total"] == counts["403"] - logged["rows"]
-    # Each request cost the table well under one of its headers (was 185 KB).
-    assert growth / requests < 1000, growth
+    # Each refused request cost the table a small part of one of its headers
+    # (was 185 KB: the whole request); the rows it holds are summaries.
+    assert growth / counts["403"] < 4000, (growth, counts)
+    assert sent >= counts["403"]
 
 
 async def test_pay_latency_during_a_refused_flood_stays_near_idle(database_dsn: str) -> None:
-    """300 big refused requests a second from four addresses (new ones each time):
-    QIWI's pays are answered about as fast as without (no absolute time: a ratio
-    of medians, over alternating slices)."""
+    """300 big refused requests a second from four addresses (new ones each time)
+    for 2 s: QIWI's pays are answered about as fast as without (no absolute time: a
+    ratio of medians, over alternating slices)."""
     async with gateway(database_dsn, **PROTECTED) as gw:
 
         async def flood(number: int) -> asyncio.subprocess.Process:
@@ -90,8 +95,8 @@ async def test_pay_latency_during_a_refused_flood_stays_near_idle(database_dsn: 
                 "refused_flood",
                 port=gw.port,
                 clients=4,
-                requests=300,
-                seconds=30,
+                requests=600,
+                seconds=2,
                 rate=300,
                 source=4 * number,
                 **FLOOD,

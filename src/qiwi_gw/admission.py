@@ -11,11 +11,15 @@ then every real ``pay`` fails. So:
   descriptor limit leaves after what the gateway needs for itself;
 - with an allow-list set, the last tenth of the total is kept for addresses on
   it, so QIWI still connects while others hold the rest;
-- an address the gate penalised for a storm of refused requests is refused.
+- an address the gate penalised for a storm of refused requests is held: its
+  connections (within the caps) are accepted and never read, until the read
+  timeout closes them. Refusing them instead would have it reconnect in a loop,
+  each attempt an accept; held, it waits.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import resource
 from collections import Counter
@@ -33,6 +37,14 @@ logger = logging.getLogger(__name__)
 # connections, the console's connections, the event loop, logs, libraries.
 _OWN_DESCRIPTORS: Final = 64
 _KEPT_FOR_ALLOWED_MIN: Final = 16
+
+
+class Verdict(enum.Enum):
+    SERVE = "serve"
+    # Counted like any open connection, but never read: a caller shut out for a
+    # storm of refused requests waits on it instead of reconnecting in a loop.
+    HOLD = "hold"
+    REFUSE = "refuse"
 
 
 @dataclass(frozen=True)
@@ -101,24 +113,24 @@ class Admission:
         self._by_address: Counter[str] = Counter()
         self.open = 0
 
-    def admit(self, address: str) -> bool:
-        if self._penalised(address):
-            self._on_refused(address, "penalty")
-            return False
+    def admit(self, address: str) -> Verdict:
         trusted = is_in(address, self._trusted)
         favoured = trusted or not self._allowed or is_in(address, self._allowed)
         if self.open >= self.caps.total:
             self._on_refused(address, "total")
-            return False
+            return Verdict.REFUSE
         if not favoured and self.open >= self.caps.others:
             self._on_refused(address, "reserved")
-            return False
+            return Verdict.REFUSE
         if not trusted and self._by_address[address] >= self.caps.per_address:
             self._on_refused(address, "per_address")
-            return False
+            return Verdict.REFUSE
         self.open += 1
         self._by_address[address] += 1
-        return True
+        if self._penalised(address):
+            self._on_refused(address, "penalty")
+            return Verdict.HOLD
+        return Verdict.SERVE
 
     def release(self, address: str) -> None:
         self.open -= 1

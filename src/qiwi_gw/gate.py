@@ -6,10 +6,11 @@ still logged in ``qiwi_http_log`` (the table keeps every request to
 ``/payment``), as a bounded summary and at most ``QIWI_REFUSED_LOG_RATE`` rows
 per second per address (and four times that for all addresses together); the
 rest are counted in ``qiwi_refused_unlogged_total``. An address refused more
-than ``STRIKES_PER_SECOND`` times a second has its connections closed at connect
-for ``PENALTY_SECONDS`` (on QIWI's listener): a storm of refused requests then
-costs the gateway an accept, not an HTTP exchange each. A trusted proxy is never
-penalised (every client behind it shares its address). An accepted request's
+than ``STRIKES_PER_SECOND`` times a second is shut out for ``PENALTY_SECONDS``
+(on QIWI's listener): its new connections are held unread until the read
+timeout, so a storm of refused requests stalls instead of costing an HTTP
+exchange each. A trusted proxy is never penalised (every client behind it
+shares its address). An accepted request's
 body is then read, within what is left of ``QIWI_READ_TIMEOUT``.
 """
 
@@ -86,8 +87,8 @@ class Gate:
         self._penalised[peer] = self._clock() + PENALTY_SECONDS
         if self._warnings.allow(peer):
             logger.warning(
-                "closing connections from %s at connect for %g s: over %g refused requests "
-                "a second",
+                "shutting out %s for %g s (its connections held unread): over %g refused "
+                "requests a second",
                 peer,
                 PENALTY_SECONDS,
                 STRIKES_PER_SECOND,

@@ -81,6 +81,7 @@ class Intake:
     ) -> None:
         self.read_timeout = settings.limits.read_timeout
         self.metrics = metrics
+        self._held: dict[asyncio.Transport, asyncio.TimerHandle] = {}
         self.warnings = RateLimiter(WARNINGS_PER_ADDRESS, total_rate=WARNINGS_TOTAL)
         self.admission = admission.Admission(
             admission.caps_for(settings, descriptor_limit),
@@ -103,6 +104,22 @@ class Intake:
                 f"the other {caps.total - caps.others} are kept for addresses on it",
             }.get(cap, cap)
             logger.warning("connection from %s refused: %s", address, why)
+
+    def hold(self, transport: asyncio.Transport) -> None:
+        """Keep a penalised caller's connection open, unread, for the read timeout."""
+        loop = asyncio.get_running_loop()
+        self._held[transport] = loop.call_later(self.read_timeout, transport.abort)
+
+    def release(self, transport: asyncio.Transport) -> None:
+        """Forget a held connection that closed."""
+        timer = self._held.pop(transport, None)
+        if timer is not None:
+            timer.cancel()
+
+    def close_held(self) -> None:
+        """At shutdown: aiohttp does not know these connections, so close them here."""
+        for transport in list(self._held):
+            transport.abort()
 
     def timed_out(self, address: str) -> None:
         self.metrics.read_timeouts.inc()
@@ -134,16 +151,25 @@ class GuardedRequestHandler(web.RequestHandler):
         self._reading_since: float | None = None
         self._read_timer: asyncio.TimerHandle | None = None
         self._in_application = False
+        # Set when admission said HOLD: aiohttp never sees this connection.
+        self._held: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         peer = transport.get_extra_info("peername")
         self._address = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
-        if not self._intake.admission.admit(self._address):
+        # (uvloop's transports are not asyncio.Transport subclasses: cast.)
+        stream = cast(asyncio.Transport, transport)
+        verdict = self._intake.admission.admit(self._address)
+        if verdict is admission.Verdict.REFUSE:
             # Before aiohttp sees it: no task, no buffer, the descriptor freed now.
-            # (uvloop's transports are not asyncio.Transport subclasses: cast.)
-            cast(asyncio.Transport, transport).abort()
+            stream.abort()
             return
         self._admitted = True
+        if verdict is admission.Verdict.HOLD:
+            stream.pause_reading()
+            self._intake.hold(stream)
+            self._held = stream
+            return
         super().connection_made(transport)
 
     def connection_lost(self, exc: BaseException | None) -> None:
@@ -152,6 +178,9 @@ class GuardedRequestHandler(web.RequestHandler):
         self._admitted = False
         self._stop_timer()
         self._intake.admission.release(self._address)
+        if self._held is not None:
+            self._intake.release(self._held)
+            return  # aiohttp never saw it
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -286,6 +315,7 @@ async def _serve(
     options = {"access_log": access_log, **server_options(settings.limits)}
     runner = web.AppRunner(app, handle_signals=True, shutdown_timeout=shutdown_timeout, **options)
     await runner.setup()
+    intake: Intake | None = None
     try:
         server = runner.server
         assert server is not None
@@ -297,15 +327,16 @@ async def _serve(
             penalised=app[keys.GATE].penalised,
         )
         loop = asyncio.get_running_loop()
+        guard = intake
 
         def connection() -> asyncio.Protocol:
-            return GuardedRequestHandler(server, intake=intake, loop=loop, **options)
+            return GuardedRequestHandler(server, intake=guard, loop=loop, **options)
 
         try:
             await GuardedSite(runner, settings.host, settings.port, connection).start()
         except OSError as exc:
             raise ListenError(f"cannot listen on {settings.host}:{settings.port}: {exc}") from None
-        caps = intake.admission.caps
+        caps = guard.admission.caps
         logger.info(
             "QIWI's port: at most %d connections (%d per address), %g s to send a request",
             caps.total,
@@ -314,6 +345,8 @@ async def _serve(
         )
         await asyncio.Event().wait()  # until cancelled
     finally:
+        if intake is not None:
+            intake.close_held()
         await runner.cleanup()
 
 

@@ -115,8 +115,8 @@ class Metrics:
         )
         self.connections_refused = Counter(
             "qiwi_connections_refused",
-            "Connections closed at once: a cap reached (per_address, total, reserved) "
-            "or the address penalised for a storm of refused requests (penalty).",
+            "Connections closed at once because a cap was reached (per_address, total, "
+            "reserved), or held unread: the address shut out for refusals (penalty).",
             ["cap"],
             registry=r,
         )
