@@ -157,3 +157,26 @@ async def test_off_by_default_pay_does_not_ask(
     check = {"command": "check", "txn_id": "8002", "account": "x", "sum": "1.00"}
     assert (await result_of(await client.get("/payment", params=check)))["result"] == "5"
     assert backend.accounts == ["x"]
+
+
+async def test_a_refusal_never_contradicts_a_repeat_in_flight(
+    make_client: ClientFactory, backend: CheckBackend, db: Any
+) -> None:
+    """QIWI repeats a pay whose answer is late. If the backend says 404 to the repeat
+    while the first request (told 200) is still being stored, the repeat must not
+    get a fatal 5: QIWI would refund a payment the merchant has."""
+    client = await make_client(QIWI_CHECK_URL=backend.url, QIWI_CHECK_ON_PAY="true")
+    backend.hang = True
+    first = asyncio.create_task(client.get("/payment", params=PAY))
+    async with asyncio.timeout(10):
+        while not backend.accounts:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)  # the first request reaches the check URL
+    backend.hang = False
+    backend.status = 404  # the backend changes its mind
+    repeat = await result_of(await client.get("/payment", params=PAY))
+    backend.status = 200
+    backend.release.set()
+    answer = await result_of(await first)
+    assert answer["result"] == "0"
+    assert repeat["result"] == "1", repeat
+    assert await count(db, "qiwi_transaction") == 1

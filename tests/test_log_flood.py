@@ -181,3 +181,21 @@ async def test_refused_requests_are_logged_at_most_five_a_second_per_address(
     assert 5 <= rows <= 5 + 5 * elapsed
     assert f"qiwi_refused_unlogged_total {float(30 - rows)}" in text
     assert 'qiwi_requests_total{command="check",result="http_401"} 30.0' in text
+
+
+def test_a_storm_of_refusals_never_shuts_out_an_allowed_address() -> None:
+    """A wrong password after a change, or a neighbour behind QIWI's NAT, must not
+    shut QIWI itself out; an address outside the allow-list is shut out."""
+    from qiwi_gw.gate import STRIKES_PER_SECOND, Gate
+    from qiwi_gw.metrics import Metrics
+    from qiwi_gw.settings import Settings
+
+    settings = Settings.from_env(
+        {"DATABASE_URL": "postgresql://h/db", "QIWI_ALLOWED_IPS": "10.0.0.0/8"}
+    )
+    gate = Gate(settings, Metrics(), clock=lambda: 1000.0)
+    for _ in range(int(STRIKES_PER_SECOND) * 3):
+        gate.strike("10.1.2.3")
+        gate.strike("192.0.2.7")
+    assert not gate.penalised("10.1.2.3")
+    assert gate.penalised("192.0.2.7")

@@ -32,6 +32,8 @@ SECRET_HEADERS = {
     "X-Password": SECRET,
     "Cookie": f"session={SECRET}",
     "Set-Cookie": f"session={SECRET}",
+    "X-Session": SECRET,
+    "X-Access-Key": SECRET,
 }
 SECRET_PARAMETERS = [
     "password",
@@ -42,6 +44,8 @@ SECRET_PARAMETERS = [
     "apikey",
     "client_secret",
     "Password",
+    "pwd",
+    "signature",
 ]
 
 

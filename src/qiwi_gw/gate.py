@@ -64,6 +64,9 @@ class Gate:
         self._strikes = RateLimiter(STRIKES_PER_SECOND, clock=clock)
         self._penalised: dict[str, float] = {}
         self._trusted = settings.trusted_proxies
+        # QIWI's own addresses: a storm of refusals from one (a wrong password after a
+        # change, or a neighbour behind the same NAT) must never shut QIWI out.
+        self._allowed = settings.allowed_networks
         self._read_timeout = settings.limits.read_timeout
         self._metrics = metrics
         self._clock = clock
@@ -80,7 +83,12 @@ class Gate:
 
     def strike(self, peer: str | None) -> None:
         """``peer`` (the connection's address, not X-Forwarded-For's) was refused."""
-        if peer is None or access.is_in(peer, self._trusted) or self._strikes.allow(peer):
+        if (
+            peer is None
+            or access.is_in(peer, self._trusted)
+            or access.is_in(peer, self._allowed)
+            or self._strikes.allow(peer)
+        ):
             return
         if len(self._penalised) >= _MAX_PENALISED:
             self._penalised.pop(next(iter(self._penalised)))

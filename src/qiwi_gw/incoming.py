@@ -26,7 +26,9 @@ _FORM_TYPES: Final = frozenset({"application/x-www-form-urlencoded"})
 
 # Names that mean credentials, in a header's or a parameter's name.
 _SECRET_NAME: Final = re.compile(
-    r"authorization|token|secret|api[-_]?key|password|passwd|cookie", re.IGNORECASE
+    r"authorization|token|secret|api[-_]?key|access[-_]?key|password|passwd|pwd|cookie"
+    r"|session|signature",
+    re.IGNORECASE,
 )
 REDACTED: Final = "[redacted]"
 # "name=value" in a query or form body: the value runs to the next & or ;.

@@ -13,6 +13,7 @@ txn_id is not stored; when the table cannot say, the answer is 1.
 
 from __future__ import annotations
 
+import collections
 import logging
 
 from qiwi_gw.checker import AccountChecker
@@ -54,6 +55,10 @@ class Payments:
         self._committer = committer
         self._limits = limits
         self._check_on_pay = check_on_pay
+        # Pays being answered now, by txn_id: a refusal while another request for the
+        # same txn_id is in flight could contradict that one's 0 (QIWI repeats a pay
+        # whose answer is late), so it becomes 1 and the repeat answers from the row.
+        self._in_flight: collections.Counter[str] = collections.Counter()
         self._new_status = STATUS_RECEIVED if deliver_webhooks else STATUS_COMPLETED
 
     async def handle(self, command: Command, entry: HttpLogEntry) -> Answer:
@@ -76,6 +81,15 @@ class Payments:
 
     async def pay(self, pay: Pay, entry: HttpLogEntry) -> Answer:
         """Store the payment with its log row; answer 0 only once both are committed."""
+        self._in_flight[pay.txn_id] += 1
+        try:
+            return await self._pay(pay, entry)
+        finally:
+            self._in_flight[pay.txn_id] -= 1
+            if not self._in_flight[pay.txn_id]:
+                del self._in_flight[pay.txn_id]
+
+    async def _pay(self, pay: Pay, entry: HttpLogEntry) -> Answer:
         refusal = _refusal(pay, self._limits)
         if refusal is None and self._check_on_pay:
             refusal = await self._ask_backend(pay, entry)
@@ -114,6 +128,14 @@ class Payments:
         await self.log(entry)
         stored = await self._committer.lookup(pay.txn_id)
         if stored is None:
+            if self._in_flight[pay.txn_id] > 1:
+                logger.info(
+                    "pay refusal deferred: another request for this txn_id is in flight",
+                    extra={"txn_id": pay.txn_id},
+                )
+                raise ProtocolError(
+                    ResultCode.TEMPORARY, "another request for this txn_id is in progress"
+                )
             logger.info("pay refused: %s", refusal, extra={"txn_id": pay.txn_id})
             raise refusal
         return _from_row(pay, stored)
