@@ -1,7 +1,7 @@
 # qiwi-gw: the QIWI provider-protocol gateway.
 #   docker build -t qiwi-gw .
 #   docker run -p 80:80 -e PG_HOST=db -e PG_USER=... -e PG_PASSWORD=... qiwi-gw
-# Configuration is the environment, the original image's variables included (README,
+# Configuration is the environment, the original image's variables included (docs/configuration.md,
 # docs/deployment.md). Port 80 as the original image; PORT=8080 keeps the old default.
 
 # --- builder: a wheel of the project (migrations inside it), installed into a venv ---------

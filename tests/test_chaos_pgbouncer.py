@@ -47,7 +47,7 @@ def pgbouncer(postgres: DisposablePostgres) -> Iterator[int]:
     with tempfile.TemporaryDirectory(prefix="qiwi-gw-pgbouncer-") as directory:
         config = Path(directory) / "pgbouncer.ini"
         # search_path cannot pass PgBouncer: the gateway's schema must be the
-        # role's default there (public here), as the README says.
+        # role's default there (public here), as docs/deployment.md says.
         config.write_text(
             f"""
 [databases]

@@ -1,7 +1,7 @@
 """``status`` and ``pending`` on a table of 1,000,000 payments: right, and from indexes.
 
 The database is seeded once for the module (about ten seconds). Nothing here is
-timed; the README gives the measured times. What is checked instead is the plan
+timed; docs/operating.md gives the measured times. What is checked instead is the plan
 of every statement the two commands run: no sequential scan of a big table.
 """
 

@@ -5,7 +5,7 @@ notification, on a finished delivery, on a retry falling due, on the next probe
 round or on the sweep timer, and each time claims whatever rows are due. A lost
 notification delays a delivery by one sweep interval at most; it never loses one.
 
-The delivery policy (README, "Retries"): a payment the backend rejects backs off
+The delivery policy (docs/webhooks.md, "Retries"): a payment the backend rejects backs off
 on its own and changes nothing for the others; only signs that the backend is
 down open the breaker, and only the end of such an outage makes the rows it held
 back due at once. The loop does database work only when there may be work: it
