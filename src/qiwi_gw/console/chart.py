@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from qiwi_gw.store import transactions
+from qiwi_gw.store import reports
 
 MINUTES = 24 * 60
 CACHE_SECONDS = 30.0
@@ -160,6 +160,6 @@ async def compute(connection: asyncpg.Connection) -> Chart:
     now = datetime.now(UTC).replace(tzinfo=None, second=0, microsecond=0)
     start = now - timedelta(minutes=MINUTES - 1)
     async with connection.transaction(isolation="repeatable_read", readonly=True):
-        stored = await transactions.stored_per_minute(connection, start)
-        delivered = await transactions.delivered_per_minute(connection, start)
+        stored = await reports.stored_per_minute(connection, start)
+        delivered = await reports.delivered_per_minute(connection, start)
     return build(start, stored, delivered)

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from qiwi_gw.ops.arguments import day_range, iso_date
-from qiwi_gw.store.transactions import STATUS_COMPLETED, STATUS_RECEIVED, Search
+from qiwi_gw.store.payments import STATUS_COMPLETED, STATUS_RECEIVED
+from qiwi_gw.store.reports import Search
 
 MAX_TEXT = 256
 MAX_ID = 2**63 - 1

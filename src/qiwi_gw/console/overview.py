@@ -13,7 +13,7 @@ from qiwi_gw.console import keys, pages
 from qiwi_gw.dispatcher import DispatcherState
 from qiwi_gw.ops import status
 from qiwi_gw.settings import mask_url
-from qiwi_gw.store import transactions
+from qiwi_gw.store import queue
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class Delivery:
     # The dispatcher's own summary; None when there is no dispatcher (no webhook URL).
     state: DispatcherState | None
     # Undelivered payments held back by an outage, and those waiting out their own backoff.
-    backlog: transactions.DeliveryBacklog
+    backlog: queue.DeliveryBacklog
 
 
 def dispatcher_state(gateway: web.Application) -> tuple[str | None, DispatcherState | None]:
@@ -38,7 +38,7 @@ async def overview(request: web.Request) -> web.Response:
     app = request.app
     async with pages.connection(request) as connection:
         summary = await status.collect(connection, app[keys.SETTINGS])
-        backlog = await transactions.delivery_backlog(connection)
+        backlog = await queue.delivery_backlog(connection)
         chart = await app[keys.CHART].get(connection)
     url, state = dispatcher_state(app[keys.GATEWAY])
     return pages.render(

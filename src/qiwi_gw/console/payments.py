@@ -13,7 +13,7 @@ from aiohttp import web
 from qiwi_gw.console import keys, pages
 from qiwi_gw.console.forms import SEARCH_FIELDS, SearchForm, parse_search
 from qiwi_gw.ops import history, resend
-from qiwi_gw.store import http_log, transactions
+from qiwi_gw.store import http_log, reports
 
 PAGE_SIZE = 50
 
@@ -33,7 +33,7 @@ def _link(form: SearchForm, **cursor: int) -> str:
 async def _page(request: web.Request, form: SearchForm) -> Page:
     async with pages.connection(request) as connection:
         # One more than a page says whether there is another one beyond it.
-        rows = await transactions.search(
+        rows = await reports.search(
             connection,
             form.criteria,
             limit=PAGE_SIZE + 1,
