@@ -3,10 +3,14 @@ time, rate-limited), cookie flags, the Content-Security-Policy."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
 from typing import Any
 
+import aiohttp
 import pytest
 
+from qiwi_gw.console import keys
 from qiwi_gw.console.security import (
     CONTENT_SECURITY_POLICY,
     LoginLimiter,
@@ -132,18 +136,35 @@ async def test_a_wrong_password_then_the_rate_limit(guarded: Pair) -> None:
     assert response.status == 429
 
 
-def test_login_limiter_window_and_overall_cap() -> None:
+def test_login_limiter_blocks_an_address_and_only_slows_everyone() -> None:
     now = [0.0]
     limiter = LoginLimiter(per_address=2, overall=3, window=60, clock=lambda: now[0])
-    limiter.failed("a")
-    limiter.failed("a")
+    assert not limiter.failed("a")
+    assert limiter.failed("a")  # the failure that blocks "a"
     assert limiter.blocked("a")
     assert not limiter.blocked("b")
     limiter.failed("b")
-    assert limiter.blocked("c")  # three failures in the window from anywhere
+    # Three failures in the window from anywhere: everyone is slowed, nobody refused.
+    assert limiter.slowed()
+    assert not limiter.blocked("c")
     now[0] = 61
     assert not limiter.blocked("a")
-    assert not limiter.blocked("c")
+    assert not limiter.slowed()
+
+
+async def test_failures_from_everywhere_never_lock_the_operator_out(guarded: Pair) -> None:
+    limiter = guarded.console.app[keys.LOGINS]
+    for address in range(40):  # forty other addresses, one failure each
+        limiter.failed(f"10.0.0.{address}")
+    assert limiter.slowed()
+    token = csrf_of(await guarded.page("/login"))
+    response = await guarded.console.post(
+        "/login",
+        data={"csrf": token, "username": "ops", "password": "s3cret-Pass"},
+        allow_redirects=False,
+    )
+    assert response.status == 303
+    assert response.headers["Location"] == "/"
 
 
 def test_credentials_compare_both_halves() -> None:
@@ -153,13 +174,78 @@ def test_credentials_compare_both_halves() -> None:
     assert not credentials_match("", "", None, None)
 
 
-def test_sessions_expire_and_stay_bounded() -> None:
+def test_logged_in_sessions_expire_and_stay_bounded() -> None:
     now = [0.0]
     sessions = Sessions(idle_seconds=10, capacity=2, clock=lambda: now[0])
-    first = sessions.new()
-    second = sessions.new()
-    third = sessions.new()
-    assert sessions.get(first.id) is None  # evicted: the oldest goes first
+    first = sessions.new("ops")
+    second = sessions.new("ops")
+    third = sessions.new("ops")
+    evicted = sessions.get(first.id)
+    assert evicted is not None
+    assert evicted.user is None  # the oldest login went first
     assert sessions.get(second.id) is second
     now[0] = 11
-    assert sessions.get(third.id) is None
+    expired = sessions.get(third.id)
+    assert expired is not None
+    assert expired.user is None
+
+
+def test_anonymous_visitors_cannot_evict_a_logged_in_session() -> None:
+    sessions = Sessions()
+    operator = sessions.log_in(sessions.new(), "ops")
+    for _ in range(20_000):
+        sessions.new()
+    assert sessions.get(operator.id) is operator
+
+
+def test_a_cookie_this_process_did_not_make_is_not_adopted() -> None:
+    sessions = Sessions()
+    assert sessions.get("attacker-chosen") is None
+    made = sessions.new()
+    assert sessions.get(made.id + "x") is None
+    assert Sessions().get(made.id) is None  # another process (a restart): another key
+    again = sessions.get(made.id)
+    assert again is not None
+    assert again.csrf == made.csrf  # the token is the id's, not stored anywhere
+
+
+async def test_many_anonymous_visits_leave_the_operator_logged_in(guarded: Pair) -> None:
+    token = csrf_of(await guarded.page("/login"))
+    await guarded.console.post(
+        "/login",
+        data={"csrf": token, "username": "ops", "password": "s3cret-Pass"},
+        allow_redirects=False,
+    )
+    assert "<h1>Overview</h1>" in await guarded.page("/")
+    url = guarded.console.make_url("/login")
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as strangers:
+        for _ in range(10):
+            batch = [strangers.get(url) for _ in range(1001)]
+            for response in await asyncio.gather(*batch):
+                assert response.status == 200
+                response.release()
+    assert "<h1>Overview</h1>" in await guarded.page("/")
+
+
+async def test_metrics_guesses_count_as_failed_logins(
+    guarded: Pair, caplog: pytest.LogCaptureFixture
+) -> None:
+    def basic(password: str) -> dict[str, str]:
+        encoded = base64.b64encode(f"ops:{password}".encode()).decode()
+        return {"Authorization": f"Basic {encoded}"}
+
+    statuses = []
+    for guess in range(7):
+        response = await guarded.console.get("/metrics", headers=basic(f"guess{guess}"))
+        statuses.append(response.status)
+    assert statuses == [401] * 5 + [429] * 2
+    assert "wrong Basic auth from 127.0.0.1" in caplog.text
+    # The address is blocked for the login form too, even with the right password.
+    assert (await guarded.console.get("/metrics", headers=basic("s3cret-Pass"))).status == 429
+    token = csrf_of(await guarded.page("/login"))
+    response = await guarded.console.post(
+        "/login",
+        data={"csrf": token, "username": "ops", "password": "s3cret-Pass"},
+        allow_redirects=False,
+    )
+    assert response.status == 429

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 
 import asyncpg
 from aiohttp import web
 
-from qiwi_gw import db, handlers
+from qiwi_gw import access, db, handlers
 from qiwi_gw.console import (
     keys,
     login,
@@ -21,6 +22,8 @@ from qiwi_gw.console import (
 from qiwi_gw.console.chart import ChartCache
 from qiwi_gw.console.security import LoginLimiter, Sessions
 from qiwi_gw.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 # The console's own connections: it never takes one from the pool serving /payment.
 POOL_SIZE = 4
@@ -72,26 +75,28 @@ async def _no_icon(request: web.Request) -> web.Response:
 
 async def _metrics(request: web.Request) -> web.Response:
     """The gateway's metrics. With a console login, Prometheus sends the same
-    credentials as Basic auth (``basic_auth`` in its scrape config)."""
+    credentials as Basic auth (``basic_auth`` in its scrape config), and wrong ones
+    count against the login form's limits: this is a way to guess the password too."""
     console = request.app[keys.SETTINGS].console
-    if console.login_required and not _basic_auth_ok(request):
-        return web.Response(
-            status=401,
-            text="401: Unauthorized\n",
-            headers={"WWW-Authenticate": 'Basic realm="qiwi-gw console", charset="UTF-8"'},
-        )
+    if console.login_required:
+        assert console.username is not None
+        assert console.password is not None
+        limiter = request.app[keys.LOGINS]
+        address = request.remote or "unknown"
+        if limiter.blocked(address):
+            return web.Response(status=429, text="429: too many failed logins; wait a minute\n")
+        await limiter.pause()
+        header = request.headers.get("Authorization")
+        if not access.basic_auth_matches(header, console.username, console.password):
+            if limiter.failed(address):
+                logger.warning("console /metrics: %s blocked for a minute", address)
+            logger.warning("console /metrics: wrong Basic auth from %s", address)
+            return web.Response(
+                status=401,
+                text="401: Unauthorized\n",
+                headers={"WWW-Authenticate": 'Basic realm="qiwi-gw console", charset="UTF-8"'},
+            )
     return await handlers.metrics_response(request.app[keys.GATEWAY])
-
-
-def _basic_auth_ok(request: web.Request) -> bool:
-    from qiwi_gw import access
-
-    console = request.app[keys.SETTINGS].console
-    assert console.username is not None
-    assert console.password is not None
-    return access.basic_auth_matches(
-        request.headers.get("Authorization"), console.username, console.password
-    )
 
 
 async def _pool(app: web.Application) -> AsyncIterator[None]:

@@ -25,9 +25,10 @@ async def log_in(request: web.Request) -> web.Response:
     limiter = request.app[keys.LOGINS]
     address = request.remote or "unknown"
     if limiter.blocked(address):
-        logger.warning("console login refused for %s: too many failed attempts", address)
+        # Not logged: the line saying it was blocked is enough.
         context = {"error": "Too many failed logins: wait a minute and try again."}
         return pages.render(request, "login.html", context, status=429)
+    await limiter.pause()
     form = await request.post()
     username, password = form.get("username"), form.get("password")
     if not (
@@ -35,8 +36,9 @@ async def log_in(request: web.Request) -> web.Response:
         and isinstance(password, str)
         and credentials_match(username, password, console.username, console.password)
     ):
-        limiter.failed(address)
         logger.warning("console login failed from %s", address)
+        if limiter.failed(address):
+            logger.warning("console login: %s blocked for a minute (too many failures)", address)
         return pages.render(
             request, "login.html", {"error": "Wrong user name or password."}, status=401
         )

@@ -82,6 +82,8 @@ async def sessions(request: web.Request, handler: Handler) -> web.StreamResponse
     except web.HTTPException as exc:
         _with_cookie(request, exc, given)
         raise
+    finally:
+        store.keep(request[keys.SESSION])
     return _with_cookie(request, response, given)
 
 

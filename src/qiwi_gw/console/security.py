@@ -1,24 +1,33 @@
-"""Sessions, CSRF tokens, login and the headers every console response carries.
+"""Sessions, CSRF tokens, login limits and the headers every console response carries.
 
-Sessions live in memory: a restart logs operators out, which is the safe side.
-Every visitor gets a session (with or without a login), because every form
-carries its session's CSRF token; the store is bounded, oldest evicted first, so
-visitors cannot grow it without limit.
+A visitor's cookie is a random id signed with a key of this process, and its CSRF
+token is an HMAC of that id: neither needs a row anywhere, so anonymous visitors,
+however many, store nothing and evict nobody. Only a successful login stores a
+session (its user, its idle deadline), in a bounded store that only the password
+can fill. Flash messages ("payment 123 is due now") of visitors who are not logged
+in sit in a small bounded store of their own: losing one costs a line of text.
+A restart changes the key: everyone is logged out, which is the safe side.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import hashlib
 import hmac
 import secrets
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 COOKIE = "qiwi_console"
 CSRF_FIELD = "csrf"
 SESSION_IDLE_SECONDS = 8 * 3600.0
-MAX_SESSIONS = 10_000
+# Logged-in sessions kept at once: only a right password adds one.
+MAX_LOGGED_IN = 1_000
+# Flash messages of visitors who are not logged in (no login configured).
+MAX_FLASHES = 10_000
 
 # No inline script or style, nothing from another origin, no framing, forms post
 # only here. The chart is inline SVG, styled by presentation attributes and the
@@ -40,15 +49,19 @@ SECURITY_HEADERS = {
 class Session:
     id: str
     csrf: str
-    expires: float
     user: str | None = None
     # One message for the next page shown ("payment 123 is due now").
     flash: str | None = None
-    changed: bool = field(default=True, repr=False)
 
     def take_flash(self) -> str | None:
         message, self.flash = self.flash, None
         return message
+
+
+@dataclass
+class _LoggedIn:
+    session: Session
+    expires: float
 
 
 class Sessions:
@@ -56,39 +69,54 @@ class Sessions:
         self,
         *,
         idle_seconds: float = SESSION_IDLE_SECONDS,
-        capacity: int = MAX_SESSIONS,
+        capacity: int = MAX_LOGGED_IN,
+        flashes: int = MAX_FLASHES,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._key = secrets.token_bytes(32)
         self._idle = idle_seconds
         self._capacity = capacity
+        self._flash_capacity = flashes
         self._clock = clock
-        self._sessions: OrderedDict[str, Session] = OrderedDict()
+        self._logged_in: OrderedDict[str, _LoggedIn] = OrderedDict()
+        self._flashes: OrderedDict[str, str] = OrderedDict()
 
-    def get(self, session_id: str | None) -> Session | None:
-        """The live session with this id, its idle time reset; None if unknown or expired."""
-        if not session_id:
+    def _mac(self, purpose: bytes, value: str) -> str:
+        digest = hmac.new(self._key, purpose + value.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+    def _session(self, session_id: str, user: str | None = None) -> Session:
+        return Session(id=session_id, csrf=self._mac(b"csrf:", session_id), user=user)
+
+    def get(self, cookie: str | None) -> Session | None:
+        """The session this cookie names, its idle time reset if logged in; None when
+        the cookie is missing or was not made by this process (forged, or from before
+        a restart): such an id is never adopted."""
+        if not cookie or len(cookie) > 200:
             return None
-        session = self._sessions.get(session_id)
-        if session is None:
+        nonce, _, mac = cookie.partition(".")
+        if not hmac.compare_digest(mac.encode(), self._mac(b"id:", nonce).encode()):
             return None
-        now = self._clock()
-        if session.expires <= now:
-            del self._sessions[session_id]
-            return None
-        session.expires = now + self._idle
-        self._sessions.move_to_end(session_id)
+        entry = self._logged_in.get(cookie)
+        if entry is not None:
+            now = self._clock()
+            if entry.expires > now:
+                entry.expires = now + self._idle
+                self._logged_in.move_to_end(cookie)
+                return entry.session
+            del self._logged_in[cookie]
+        session = self._session(cookie)
+        session.flash = self._flashes.pop(cookie, None)
         return session
 
     def new(self, user: str | None = None) -> Session:
-        while len(self._sessions) >= self._capacity:
-            self._sessions.popitem(last=False)
-        session = Session(
-            id=secrets.token_urlsafe(32),
-            csrf=secrets.token_urlsafe(32),
-            expires=self._clock() + self._idle,
-            user=user,
-        )
-        self._sessions[session.id] = session
+        """A fresh id; stored only when ``user`` is given (a login)."""
+        nonce = secrets.token_urlsafe(24)
+        session = self._session(f"{nonce}.{self._mac(b'id:', nonce)}", user)
+        if user is not None:
+            while len(self._logged_in) >= self._capacity:
+                self._logged_in.popitem(last=False)
+            self._logged_in[session.id] = _LoggedIn(session, self._clock() + self._idle)
         return session
 
     def log_in(self, old: Session, user: str) -> Session:
@@ -98,7 +126,22 @@ class Sessions:
         return self.new(user)
 
     def drop(self, session: Session) -> None:
-        self._sessions.pop(session.id, None)
+        self._logged_in.pop(session.id, None)
+        self._flashes.pop(session.id, None)
+
+    def keep(self, session: Session) -> None:
+        """After a request: a flash message left for the next page of a visitor who is
+        not logged in waits here (a logged-in session keeps its own)."""
+        if session.user is not None or session.flash is None:
+            return
+        self._flashes[session.id] = session.flash
+        self._flashes.move_to_end(session.id)
+        while len(self._flashes) > self._flash_capacity:
+            self._flashes.popitem(last=False)
+
+    @property
+    def logged_in(self) -> int:
+        return len(self._logged_in)
 
 
 def csrf_matches(session: Session, given: str | None) -> bool:
@@ -115,8 +158,13 @@ def credentials_match(
 
 
 class LoginLimiter:
-    """Failed logins allowed per address, and from all addresses together, in a
-    sliding window: guessing a password takes years, not minutes."""
+    """Failed logins (the form's and /metrics' Basic auth alike) in a sliding window.
+
+    One address is refused (429) after ``per_address`` failures. Failures from all
+    addresses together past ``overall`` never refuse anyone, or an attacker could keep
+    the operator locked out with a request every two seconds: they slow every check
+    down by ``delay`` seconds instead (see ``pause``).
+    """
 
     def __init__(
         self,
@@ -124,11 +172,13 @@ class LoginLimiter:
         per_address: int = 5,
         overall: int = 30,
         window: float = 60.0,
+        delay: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._per_address = per_address
         self._overall = overall
         self._window = window
+        self._delay = delay
         self._clock = clock
         self._failures: dict[str, deque[float]] = {}
         self._all: deque[float] = deque()
@@ -139,17 +189,30 @@ class LoginLimiter:
             times.popleft()
 
     def blocked(self, address: str) -> bool:
-        self._forget_old(self._all)
         mine = self._failures.get(address)
-        if mine is not None:
-            self._forget_old(mine)
-            if not mine:
-                del self._failures[address]
-        return len(self._all) >= self._overall or (
-            mine is not None and len(mine) >= self._per_address
-        )
+        if mine is None:
+            return False
+        self._forget_old(mine)
+        if not mine:
+            del self._failures[address]
+            return False
+        return len(mine) >= self._per_address
 
-    def failed(self, address: str) -> None:
+    def slowed(self) -> bool:
+        """Whether failures from all addresses together are past ``overall``."""
+        self._forget_old(self._all)
+        return len(self._all) >= self._overall
+
+    async def pause(self) -> None:
+        """Before checking a password: wait ``delay`` while failures from everywhere
+        are past ``overall``. The right password waits too (checking it first and
+        delaying only the wrong ones would tell a guess's outcome by its speed), but is
+        never refused."""
+        if self.slowed():
+            await asyncio.sleep(self._delay)
+
+    def failed(self, address: str) -> bool:
+        """Count a failure; True when it is the one that blocks ``address``."""
         now = self._clock()
         if len(self._failures) > self._overall:
             # Addresses whose failures have all aged out: forget them.
@@ -157,5 +220,9 @@ class LoginLimiter:
                 key for key, times in self._failures.items() if times[-1] <= now - self._window
             ]:
                 del self._failures[stale]
-        self._failures.setdefault(address, deque()).append(now)
+        mine = self._failures.setdefault(address, deque())
+        self._forget_old(mine)
+        mine.append(now)
         self._all.append(now)
+        self._forget_old(self._all)
+        return len(mine) == self._per_address
