@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -55,3 +56,20 @@ async def start_pair(
     settings = gateway.app[keys.SETTINGS]
     console = await aiohttp_client(create_console_app(settings, database_dsn, gateway.app))
     return Pair(gateway, console)
+
+
+async def raw_exchange(client: Client, head: str, body: bytes = b"", *, wait: float = 10.0) -> str:
+    """Send ``head`` (a request line and headers, CRLF-terminated) and the start of a
+    body, never the rest, and return the answer's status line and headers: proof that
+    the console answered without waiting for (or reading) the body it was promised."""
+    host, port = client.host, client.port
+    assert port is not None
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(head.replace("{host}", f"{host}:{port}").encode() + b"\r\n" + body)
+        await writer.drain()
+        async with asyncio.timeout(wait):
+            answer = await reader.readuntil(b"\r\n\r\n")
+        return answer.decode(errors="replace")
+    finally:
+        writer.close()

@@ -297,3 +297,48 @@ async def test_registry_export_with_a_bad_period(pair: Pair) -> None:
     assert "give both days" in await pair.page(
         "/registry/export.csv", 400, **{"from": "2026-11-02"}
     )
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("txn_id=%00", "txn_id"),
+        ("account=a%00b", "account"),
+        ("account=a%1Bb", "account"),
+        ("account=a%C2%85b", "account"),  # NEL, a C1 control character
+    ],
+)
+async def test_a_control_character_in_a_search_is_a_400_naming_the_field(
+    pair: Pair, query: str, field: str
+) -> None:
+    response = await pair.console.get(f"/payments?{query}")
+    page = await response.text()
+    assert response.status == 400, page
+    assert re.search(rf'class="problem"[^>]*>{field}: contains the control character U\+', page)
+    assert "Database unavailable" not in page
+
+
+@pytest.mark.parametrize("path", ["/payments/%00", "/payments/1%00/resend", "/payments/%7F"])
+async def test_a_control_character_in_the_txn_id_of_the_path_is_a_400(
+    pair: Pair, path: str
+) -> None:
+    response = await pair.console.get(path)
+    page = await response.text()
+    assert response.status == 400, page
+    assert "txn_id: contains the control character U+00" in page
+
+
+async def test_a_control_character_in_a_posted_txn_id_is_a_400(pair: Pair) -> None:
+    token = await pair.csrf()
+    response = await pair.console.post(
+        "/payments/9%00/resend", data={"csrf": token}, allow_redirects=False
+    )
+    assert response.status == 400
+    assert "txn_id: contains the control character U+0000" in await response.text()
+
+
+async def test_an_unknown_long_txn_id_is_echoed_cut(pair: Pair) -> None:
+    page = await pair.page("/payments/" + "9" * 5000, 404)
+    message = re.search(r'class="problem">([^<]*)<', page)
+    assert message is not None
+    assert message[1] == f"No payment with txn_id {'9' * 100}…."

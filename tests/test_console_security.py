@@ -249,3 +249,57 @@ async def test_metrics_guesses_count_as_failed_logins(
         allow_redirects=False,
     )
     assert response.status == 429
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["attacker.example:{port}", "127.0.0.1:1", "attacker.example", "127.0.0.1.nip.io:{port}"],
+)
+async def test_without_login_only_the_console_names_are_answered(pair: Pair, host: str) -> None:
+    port = pair.console.port
+    for path in ("/", "/payments", "/metrics", "/pending/resend"):
+        response = await pair.console.get(path, headers={"Host": host.format(port=port)})
+        assert response.status == 421, path
+        assert "Unknown host" in await response.text()
+    for good in (f"127.0.0.1:{port}", f"localhost:{port}", f"LocalHost:{port}"):
+        assert (await pair.console.get("/", headers={"Host": good})).status == 200
+
+
+async def test_with_a_login_any_host_gets_the_login_page(guarded: Pair) -> None:
+    response = await guarded.console.get(
+        "/", headers={"Host": "gateway.example"}, allow_redirects=False
+    )
+    assert response.status == 303
+    assert response.headers["Location"] == "/login"
+
+
+async def test_a_post_from_another_origin_is_refused(pair: Pair, database_dsn: str) -> None:
+    add_payment(database_dsn, "6003")
+    token = await pair.csrf()
+    port = pair.console.port
+    assert port is not None
+    for origin in (f"http://attacker.example:{port}", "null", f"http://127.0.0.1:{port + 1}"):
+        response = await pair.console.post(
+            "/payments/6003/resend",
+            data={"csrf": token},
+            headers={"Origin": origin},
+            allow_redirects=False,
+        )
+        assert response.status == 403, origin
+    assert row(database_dsn, "6003")["status"] == 1
+    response = await pair.console.post(
+        "/payments/6003/resend",
+        data={"csrf": token},
+        headers={"Origin": f"http://127.0.0.1:{port}"},
+        allow_redirects=False,
+    )
+    assert response.status == 303
+    assert row(database_dsn, "6003")["status"] == 0
+
+
+async def test_every_response_names_qiwi_gw_as_its_server(pair: Pair) -> None:
+    for path in ("/", "/nowhere", "/static/console.css", "/metrics", "/favicon.ico"):
+        response = await pair.console.get(path)
+        assert response.headers["Server"] == "qiwi-gw", path
+        assert response.headers["Cache-Control"] == "no-store", path
+        assert response.headers["X-Content-Type-Options"] == "nosniff", path

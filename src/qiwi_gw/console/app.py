@@ -20,15 +20,17 @@ from qiwi_gw.console import (
     registry,
 )
 from qiwi_gw.console.chart import ChartCache
-from qiwi_gw.console.security import LoginLimiter, Sessions
+from qiwi_gw.console.security import SECURITY_HEADERS, SERVER, LoginLimiter, Sessions
 from qiwi_gw.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 # The console's own connections: it never takes one from the pool serving /payment.
 POOL_SIZE = 4
-# A registry upload: a day of payments is a few megabytes.
-MAX_UPLOAD_BYTES = 32 * 1024 * 1024
+# A form of the console (a login, a Resend) is a few hundred bytes; nobody's body is
+# read before the sender is known, and then only this much. The registry upload
+# streams to disk instead (``upload``), with its own limit.
+MAX_FORM_BYTES = 64 * 1024
 
 _CODE = r"{code:[^/]+}"
 
@@ -36,8 +38,8 @@ _CODE = r"{code:[^/]+}"
 def create_console_app(settings: Settings, dsn: str, gateway: web.Application) -> web.Application:
     """``gateway`` is the QIWI application served beside it (its metrics, its dispatcher)."""
     app = web.Application(
-        client_max_size=MAX_UPLOAD_BYTES,
-        middlewares=[middleware.security_headers, middleware.errors_as_pages, middleware.sessions],
+        client_max_size=MAX_FORM_BYTES,
+        middlewares=[middleware.errors_as_pages, middleware.same_origin, middleware.sessions],
     )
     app[keys.SETTINGS] = settings
     app[keys.DSN] = dsn
@@ -46,6 +48,7 @@ def create_console_app(settings: Settings, dsn: str, gateway: web.Application) -
     app[keys.LOGINS] = LoginLimiter()
     app[keys.CHART] = ChartCache()
     app.cleanup_ctx.append(_pool)
+    app.on_response_prepare.append(_headers)
     pages.setup(app)
     router = app.router
     router.add_get("/", overview.overview)
@@ -66,6 +69,13 @@ def create_console_app(settings: Settings, dsn: str, gateway: web.Application) -
     router.add_get("/favicon.ico", _no_icon)
     router.add_static("/static/", pages.STATIC, name="static", append_version=True)
     return app
+
+
+async def _headers(request: web.Request, response: web.StreamResponse) -> None:
+    """On every response as its headers go out: pages, the streamed CSV, static files,
+    and the errors aiohttp itself answers (413)."""
+    response.headers.update(SECURITY_HEADERS)
+    response.headers["Server"] = SERVER
 
 
 async def _no_icon(request: web.Request) -> web.Response:

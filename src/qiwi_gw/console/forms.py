@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -13,6 +14,12 @@ from qiwi_gw.store.reports import Search
 
 MAX_TEXT = 256
 MAX_ID = 2**63 - 1
+# Echoed back on a page (a txn_id nobody has): enough to recognise it.
+MAX_ECHO = 100
+# C0 and C1 control characters and DEL (PostgreSQL refuses NUL in text; the others
+# only hide what a value is), and halves of surrogate pairs, which are no text at all
+# (UTF-8 cannot carry them).
+_NOT_TEXT = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 SEARCH_FIELDS = ("txn_id", "prv_txn", "account", "from", "to", "status")
 
 
@@ -43,6 +50,9 @@ def positive_id(raw: str, name: str, errors: list[str]) -> int | None:
 def a_date(raw: str, name: str, errors: list[str]) -> date | None:
     if not raw:
         return None
+    if len(raw) > len("YYYY-MM-DD"):
+        errors.append(f"{name}: {echo(raw)!r} is not a date written YYYY-MM-DD")
+        return None
     try:
         return iso_date(raw)
     except argparse.ArgumentTypeError as exc:
@@ -50,11 +60,28 @@ def a_date(raw: str, name: str, errors: list[str]) -> date | None:
         return None
 
 
+def not_text(raw: str, name: str) -> str | None:
+    """What is wrong with ``raw`` as a text, in one line naming the field; None: nothing."""
+    found = _NOT_TEXT.search(raw)
+    if found is None:
+        return None
+    return f"{name}: contains the control character U+{ord(found[0]):04X}"
+
+
+def echo(raw: str) -> str:
+    """``raw`` as a page repeats it: cut to ``MAX_ECHO`` characters."""
+    return raw if len(raw) <= MAX_ECHO else raw[:MAX_ECHO] + "…"
+
+
 def text(raw: str, name: str, errors: list[str]) -> str | None:
     if not raw:
         return None
     if len(raw) > MAX_TEXT:
         errors.append(f"{name}: longer than {MAX_TEXT} characters")
+        return None
+    problem = not_text(raw, name)
+    if problem is not None:
+        errors.append(problem)
         return None
     return raw
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncpg
-from aiohttp import web
+from aiohttp import MultipartReader, web
 
 from qiwi_gw.console.chart import ChartCache
 from qiwi_gw.console.security import LoginLimiter, Session, Sessions
@@ -20,3 +20,5 @@ CHART = web.AppKey("chart", ChartCache)
 
 # The visitor's session, set by the session middleware on every page request.
 SESSION = web.RequestKey("session", Session)
+# The registry upload's parts, after the token the session middleware read.
+PARTS = web.RequestKey("parts", MultipartReader)

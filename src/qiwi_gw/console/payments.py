@@ -11,7 +11,7 @@ import asyncpg
 from aiohttp import web
 
 from qiwi_gw.console import keys, pages
-from qiwi_gw.console.forms import SEARCH_FIELDS, SearchForm, parse_search
+from qiwi_gw.console.forms import SEARCH_FIELDS, SearchForm, echo, not_text, parse_search
 from qiwi_gw.ops import history, resend
 from qiwi_gw.store import http_log, reports
 
@@ -76,15 +76,29 @@ def _pretty_json(raw: str | None) -> str:
         return raw
 
 
-async def payment(request: web.Request) -> web.Response:
+def _txn_id(request: web.Request) -> str:
+    """The txn_id in the path; a control character in it is a 400 page (PostgreSQL
+    would refuse a NUL, and nobody's txn_id holds one)."""
     code = request.match_info["code"]
+    problem = not_text(code, "txn_id")
+    if problem is not None:
+        raise web.HTTPBadRequest(reason=problem)  # a page of one line (errors_as_pages)
+    return code
+
+
+def _not_found(request: web.Request, code: str) -> web.Response:
+    return pages.problem(request, 404, "Not found", f"No payment with txn_id {echo(code)}.")
+
+
+async def payment(request: web.Request) -> web.Response:
+    code = _txn_id(request)
     async with pages.connection(request) as connection:
         found = await history.fetch(connection, code)
         logged = None
         if found is not None and found.payment.http_log_id is not None:
             logged = await http_log.by_id(connection, found.payment.http_log_id)
     if found is None:
-        return pages.problem(request, 404, "Not found", f"No payment with txn_id {code}.")
+        return _not_found(request, code)
     return pages.render(
         request,
         "payment.html",
@@ -101,20 +115,22 @@ async def payment(request: web.Request) -> web.Response:
 
 
 async def confirm_resend(request: web.Request) -> web.Response:
-    code = request.match_info["code"]
+    code = _txn_id(request)
     async with pages.connection(request) as connection:
         found = await history.fetch(connection, code)
     if found is None:
-        return pages.problem(request, 404, "Not found", f"No payment with txn_id {code}.")
+        return _not_found(request, code)
     return pages.render(request, "confirm_resend.html", {"payment": found.payment})
 
 
 async def do_resend(request: web.Request) -> web.Response:
     """The same scheduling as ``qiwi-gw resend CODE``: due now, the gateway woken."""
-    code = request.match_info["code"]
+    code = _txn_id(request)
     async with pages.connection(request) as connection:
         (outcome,) = await resend.resend(connection, [code])
     if not outcome.found:
-        return pages.problem(request, 404, "Not found", f"No payment with txn_id {code}.")
-    request[keys.SESSION].flash = f"Resend of txn_id {code}: was {outcome.was}, now {outcome.now}."
+        return _not_found(request, code)
+    request[
+        keys.SESSION
+    ].flash = f"Resend of txn_id {echo(code)}: was {outcome.was}, now {outcome.now}."
     return pages.see_other(f"/payments/{quote(code, safe='')}")

@@ -8,11 +8,12 @@ import csv
 import io
 from contextlib import aclosing
 from datetime import date
-from pathlib import PurePath
+from pathlib import Path
+from typing import BinaryIO
 
 from aiohttp import web
 
-from qiwi_gw.console import pages
+from qiwi_gw.console import pages, upload
 from qiwi_gw.console.forms import a_date
 from qiwi_gw.ops import export, reconcile, reconciliation
 from qiwi_gw.ops.common import BadArgumentError
@@ -22,6 +23,7 @@ from qiwi_gw.ops.common import BadArgumentError
 SHOWN = 500
 # A chunk of CSV sent at a time: one write per row would be a system call each.
 CHUNK_ROWS = 1000
+PERIOD_FIELDS = ("from", "to")
 
 
 def _period(values: dict[str, str], errors: list[str]) -> tuple[date | None, date | None]:
@@ -77,24 +79,45 @@ async def export_csv(request: web.Request) -> web.StreamResponse:
 async def compare(request: web.Request) -> web.Response:
     """QIWI's registry, uploaded, compared by ``qiwi-gw reconcile``'s rules: the
     declared days, else the day in the file's name, else the rows' range."""
-    form = await request.post()
-    upload = form.get("file")
-    values = {name: str(form.get(name, "")).strip() for name in ("from", "to")}
+    if request.content_type != "multipart/form-data":
+        return _registry_page(
+            request, {}, ["file: choose QIWI's registry file to compare"], status=400
+        )
+    try:
+        received = await upload.receive(request, PERIOD_FIELDS)
+    except upload.TooLargeError:
+        limit = upload.MAX_FILE_BYTES // (1024 * 1024)
+        return pages.problem(
+            request, 413, "Too large", f"file: larger than {limit} MiB; split it by days"
+        )
+    try:
+        return await _compare(request, received)
+    finally:
+        received.discard()
+
+
+def _open(path: Path) -> BinaryIO:
+    return path.open("rb")
+
+
+async def _compare(request: web.Request, received: upload.Received) -> web.Response:
+    values = {name: received.fields.get(name, "") for name in PERIOD_FIELDS}
     errors: list[str] = []
     first, last = _period(values, errors)
     if (first is None) != (last is None) and not errors:
         errors.append("from, to: give both days of the period, or neither")
-    if not isinstance(upload, web.FileField) or not upload.filename:
+    if received.path is None:
         errors.append("file: choose QIWI's registry file to compare")
-    if errors or not isinstance(upload, web.FileField):
+    if errors or received.path is None:
         return _registry_page(request, values, errors, status=400)
-    name = PurePath(upload.filename).name[:200]
     period = None if first is None or last is None else reconciliation.Period(first, last)
     try:
-        async with pages.connection(request) as connection:
-            result = await reconciliation.reconcile(
-                upload.file.read(), period, connection, name=name
-            )
+        # A stream, not the path: messages name the operator's file, not ours.
+        with _open(received.path) as stream:
+            async with pages.connection(request) as connection:
+                result = await reconciliation.reconcile(
+                    stream, period, connection, name=received.filename
+                )
     except BadArgumentError as exc:
         return _registry_page(request, values, [str(exc)], status=400)
     context = {

@@ -40,9 +40,14 @@ SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    # Nothing to other sites; to this one, the page (and, what matters, an Origin on
+    # every POST: under "no-referrer" browsers send "Origin: null", which ``origin``
+    # cannot tell from another site's form).
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
+# Instead of aiohttp's name and version.
+SERVER = "qiwi-gw"
 
 
 @dataclass
