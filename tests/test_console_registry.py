@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import codecs
+import io
 import re
 from typing import Any
 
 import aiohttp
+import pytest
 
 from tests.conftest import ClientFactory
 from tests.console_helpers import start_pair
@@ -20,12 +23,15 @@ REGISTRY = (
 )
 
 
-async def upload(client: Any, token: str, text: str, **fields: str) -> aiohttp.ClientResponse:
+async def upload(
+    client: Any, token: str, text: str | bytes, **fields: str
+) -> aiohttp.ClientResponse:
     form = aiohttp.FormData()
     form.add_field("csrf", token)
     for name, value in fields.items():
         form.add_field(name, value)
-    form.add_field("file", text.encode(), filename="registry.csv", content_type="text/csv")
+    data = text.encode() if isinstance(text, str) else text
+    form.add_field("file", io.BytesIO(data), filename="registry.csv", content_type="text/csv")
     response: aiohttp.ClientResponse = await client.post("/registry", data=form)
     return response
 
@@ -70,3 +76,39 @@ async def test_an_upload_without_the_csrf_token_is_refused(
     await pair.page("/registry")
     response = await upload(pair.console, "forged", REGISTRY)
     assert response.status == 403
+
+
+# Files from the outside world that are no registry at all; each is one line and a 400,
+# never "database unavailable" (the file's bytes are not the database's failure).
+HOSTILE_FILES = {
+    "nul bytes": b"\x00" * 100_000,
+    "a NUL in a txn_id": b"txn_id;account;sum;date\n9\x001;a;10.00;2026-11-01\n",
+    "binary": bytes(range(256)) * 400,
+    "UTF-16 with a lone surrogate": codecs.BOM_UTF16_LE
+    + "txn_id;account;sum;date\n1;".encode("utf-16-le")
+    + b"\x00\xd8"
+    + ";1.00;2026-11-01\n".encode("utf-16-le"),
+    "one 5 MB line": b"9" * 5_000_000,
+    "empty": b"",
+    "many columns": b";".join([b"c"] * 100_000) + b"\n",
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE_FILES))
+async def test_a_hostile_file_is_one_line_and_a_400(
+    make_client: ClientFactory,
+    aiohttp_client: Any,
+    database_dsn: str,
+    caplog: pytest.LogCaptureFixture,
+    name: str,
+) -> None:
+    pair = await start_pair(make_client, aiohttp_client, database_dsn)
+    token = await pair.csrf("/registry")
+    response = await upload(pair.console, token, HOSTILE_FILES[name])
+    page = await response.text()
+    assert response.status == 400, page
+    problems = re.findall(r'class="problem" role="alert">([^<]*)<', page)
+    assert len(problems) == 1, page
+    assert problems[0].startswith("registry.csv"), problems
+    assert "Traceback" not in page
+    assert "Traceback" not in caplog.text

@@ -20,6 +20,7 @@ from qiwi_gw.console import (
     registry,
 )
 from qiwi_gw.console.chart import ChartCache
+from qiwi_gw.console.heavy import Gate
 from qiwi_gw.console.security import SECURITY_HEADERS, SERVER, LoginLimiter, Sessions
 from qiwi_gw.settings import Settings
 
@@ -47,6 +48,7 @@ def create_console_app(settings: Settings, dsn: str, gateway: web.Application) -
     app[keys.SESSIONS] = Sessions()
     app[keys.LOGINS] = LoginLimiter()
     app[keys.CHART] = ChartCache()
+    app[keys.HEAVY] = Gate()
     app.cleanup_ctx.append(_pool)
     app.on_response_prepare.append(_headers)
     pages.setup(app)

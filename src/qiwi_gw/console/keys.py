@@ -6,6 +6,7 @@ import asyncpg
 from aiohttp import MultipartReader, web
 
 from qiwi_gw.console.chart import ChartCache
+from qiwi_gw.console.heavy import Gate
 from qiwi_gw.console.security import LoginLimiter, Session, Sessions
 from qiwi_gw.settings import Settings
 
@@ -17,6 +18,8 @@ POOL = web.AppKey("pool", asyncpg.Pool)
 SESSIONS = web.AppKey("sessions", Sessions)
 LOGINS = web.AppKey("logins", LoginLimiter)
 CHART = web.AppKey("chart", ChartCache)
+# One export or registry comparison at a time.
+HEAVY = web.AppKey("heavy", Gate)
 
 # The visitor's session, set by the session middleware on every page request.
 SESSION = web.RequestKey("session", Session)

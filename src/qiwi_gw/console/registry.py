@@ -1,29 +1,25 @@
-"""``/registry``: the registry of a date range as CSV (``qiwi-gw export``'s
-format), and QIWI's registry file compared with the table (``qiwi-gw reconcile``,
-the same function)."""
+"""``/registry``: the registry of a date range as CSV (what ``qiwi-gw export``
+writes), and QIWI's registry file compared with the table (``qiwi-gw reconcile``,
+the same function). Both are heavy: one at a time, in a worker process (``heavy``).
+"""
 
 from __future__ import annotations
 
-import csv
-import io
-from contextlib import aclosing
 from datetime import date
-from pathlib import Path
-from typing import BinaryIO
 
 from aiohttp import web
 
-from qiwi_gw.console import pages, upload
+from qiwi_gw.console import heavy, keys, pages, upload
 from qiwi_gw.console.forms import a_date
-from qiwi_gw.ops import export, reconcile, reconciliation
-from qiwi_gw.ops.common import BadArgumentError
+from qiwi_gw.console.worker import COMPARED, DATABASE, ExportJob, ReconcileJob
+from qiwi_gw.ops import reconcile, reconciliation
 
 # Rows shown per list of differences: a registry of another day can differ by
 # thousands, which the CLI lists; a page stays readable.
 SHOWN = 500
-# A chunk of CSV sent at a time: one write per row would be a system call each.
-CHUNK_ROWS = 1000
 PERIOD_FIELDS = ("from", "to")
+# When a "busy" page asks to try again.
+RETRY_AFTER_SECONDS = 5
 
 
 def _period(values: dict[str, str], errors: list[str]) -> tuple[date | None, date | None]:
@@ -35,11 +31,11 @@ def _period(values: dict[str, str], errors: list[str]) -> tuple[date | None, dat
 
 
 async def registry(request: web.Request) -> web.Response:
-    return pages.render(request, "registry.html", {"values": {}, "errors": [], "result": None})
+    return _registry_page(request, {}, [], status=200)
 
 
 async def export_csv(request: web.Request) -> web.StreamResponse:
-    values = {name: request.query.get(name, "").strip() for name in ("from", "to")}
+    values = {name: request.query.get(name, "").strip() for name in PERIOD_FIELDS}
     errors: list[str] = []
     first, last = _period(values, errors)
     if first is None and last is None and not errors:
@@ -47,33 +43,16 @@ async def export_csv(request: web.Request) -> web.StreamResponse:
     elif (first is None or last is None) and not errors:
         errors.append("from, to: give both days")
     if errors or first is None or last is None:
-        context = {"values": values, "errors": errors, "result": None}
-        return pages.render(request, "registry.html", context, status=400)
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": "text/csv; charset=utf-8",
-            "Content-Disposition": f'attachment; filename="qiwi-{first}-{last}.csv"',
-        }
-    )
-    await response.prepare(request)
-    chunk = io.StringIO()
-    writer = csv.writer(chunk, lineterminator="\n")
-    writer.writerow(export.COLUMNS)
-    async with (
-        pages.connection(request) as connection,
-        aclosing(export.rows(connection, first, last)) as rows,
-    ):
-        count = 0
-        async for row in rows:
-            writer.writerow(row.cells())
-            count += 1
-            if count % CHUNK_ROWS == 0:
-                await response.write(chunk.getvalue().encode())
-                chunk.seek(0)
-                chunk.truncate()
-    await response.write(chunk.getvalue().encode())
-    await response.write_eof()
-    return response
+        return _registry_page(request, values, errors, status=400)
+    gate = request.app[keys.HEAVY]
+    if gate.busy:
+        return _busy(request)
+    async with gate.hold():
+        job = ExportJob(request.app[keys.SETTINGS], request.app[keys.DSN], first, last)
+        try:
+            return await heavy.stream_export(request, job, f"qiwi-{first}-{last}.csv")
+        except heavy.ExportFailedError as exc:
+            return pages.problem(request, 503, "Export failed", str(exc))
 
 
 async def compare(request: web.Request) -> web.Response:
@@ -83,21 +62,21 @@ async def compare(request: web.Request) -> web.Response:
         return _registry_page(
             request, {}, ["file: choose QIWI's registry file to compare"], status=400
         )
-    try:
-        received = await upload.receive(request, PERIOD_FIELDS)
-    except upload.TooLargeError:
-        limit = upload.MAX_FILE_BYTES // (1024 * 1024)
-        return pages.problem(
-            request, 413, "Too large", f"file: larger than {limit} MiB; split it by days"
-        )
-    try:
-        return await _compare(request, received)
-    finally:
-        received.discard()
-
-
-def _open(path: Path) -> BinaryIO:
-    return path.open("rb")
+    gate = request.app[keys.HEAVY]
+    if gate.busy:
+        return _busy(request)
+    async with gate.hold():
+        try:
+            received = await upload.receive(request, PERIOD_FIELDS)
+        except upload.TooLargeError:
+            limit = upload.MAX_FILE_BYTES // (1024 * 1024)
+            return pages.problem(
+                request, 413, "Too large", f"file: larger than {limit} MiB; split it by days"
+            )
+        try:
+            return await _compare(request, received)
+        finally:
+            received.discard()
 
 
 async def _compare(request: web.Request, received: upload.Received) -> web.Response:
@@ -111,15 +90,15 @@ async def _compare(request: web.Request, received: upload.Received) -> web.Respo
     if errors or received.path is None:
         return _registry_page(request, values, errors, status=400)
     period = None if first is None or last is None else reconciliation.Period(first, last)
-    try:
-        # A stream, not the path: messages name the operator's file, not ours.
-        with _open(received.path) as stream:
-            async with pages.connection(request) as connection:
-                result = await reconciliation.reconcile(
-                    stream, period, connection, name=received.filename
-                )
-    except BadArgumentError as exc:
-        return _registry_page(request, values, [str(exc)], status=400)
+    app = request.app
+    job = ReconcileJob(app[keys.SETTINGS], app[keys.DSN], received.path, received.filename, period)
+    outcome = await heavy.reconcile(job)
+    if outcome.kind == DATABASE:
+        return pages.problem(request, 503, "Database unavailable", outcome.problem)
+    if outcome.kind != COMPARED or outcome.result is None:
+        # The CLI's one line naming the file's line, or "could not read the file".
+        return _registry_page(request, values, [outcome.problem], status=400)
+    result = outcome.result
     context = {
         "values": values,
         "errors": [],
@@ -129,6 +108,17 @@ async def _compare(request: web.Request, received: upload.Received) -> web.Respo
         "shown": SHOWN,
     }
     return pages.render(request, "registry.html", context)
+
+
+def _busy(request: web.Request) -> web.Response:
+    response = pages.problem(
+        request,
+        429,
+        "Busy",
+        "Another export or registry comparison is running: try again in a moment.",
+    )
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
 
 
 def _registry_page(
