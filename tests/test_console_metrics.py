@@ -5,18 +5,24 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import statistics
+import time
 from collections import Counter
 from typing import Any
 
 import asyncpg
+import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from qiwi_gw import db, keys
 from qiwi_gw.app import create_app
+from qiwi_gw.console import scrape
+from qiwi_gw.console.scrape import ScrapeCache
 from qiwi_gw.metrics import DatabaseGauges
 from qiwi_gw.settings import Settings
 from tests.conftest import ClientFactory
-from tests.console_helpers import start_pair
+from tests.console_helpers import Pair, start_pair
 from tests.ops_helpers import add_payment
 
 
@@ -131,3 +137,69 @@ async def test_operator_metrics_take_the_console_login_as_basic_auth(
     assert (await pair.console.get("/metrics")).status == 401
     good = "Basic " + base64.b64encode(b"ops:pw").decode()
     assert (await pair.console.get("/metrics", headers={"Authorization": good})).status == 200
+
+
+async def test_scrapers_share_one_rendering_a_second() -> None:
+    now = [0.0]
+    renders = 0
+
+    async def render() -> web.Response:
+        nonlocal renders
+        renders += 1
+        return web.Response(body=f"scrape {renders}\n".encode(), content_type="text/plain")
+
+    cache = ScrapeCache(render, max_age=1.0, clock=lambda: now[0])
+    bodies = {(await scrape).body for scrape in [cache.get() for _ in range(100)]}
+    assert bodies == {b"scrape 1\n"}
+    now[0] = 0.99
+    assert (await cache.get()).body == b"scrape 1\n"
+    now[0] = 1.0
+    assert (await cache.get()).body == b"scrape 2\n"
+    assert renders == 2
+
+
+async def _pay_times(pair: Pair, count: int, first: int) -> list[float]:
+    times = []
+    for number in range(first, first + count):
+        started = time.perf_counter()
+        await pair.pay(str(number))
+        times.append(time.perf_counter() - started)
+    return times
+
+
+@pytest.mark.timeout(120)
+async def test_a_scrape_storm_leaves_payments_as_fast_as_idle(
+    make_client: ClientFactory, aiohttp_client: Any, database_dsn: str
+) -> None:
+    pair = await start_pair(make_client, aiohttp_client, database_dsn)
+    answered = 0
+    underway = asyncio.Event()
+
+    async def scraper() -> None:
+        nonlocal answered
+        while True:
+            response = await pair.console.get("/metrics")
+            assert response.status == 200
+            await response.read()
+            answered += 1
+            if answered >= 10:
+                underway.set()
+
+    idle: list[float] = []
+    stormy: list[float] = []
+    started = time.monotonic()
+    # Rounds of idle and of storm alternate: the machine's own load drifts, in both alike.
+    async with asyncio.timeout(90):
+        for round_number in range(3):
+            idle += await _pay_times(pair, 200, 100_000 + 1000 * round_number)
+            underway.clear()
+            storm = [asyncio.create_task(scraper()) for _ in range(100)]
+            await underway.wait()
+            stormy += await _pay_times(pair, 200, 200_000 + 1000 * round_number)
+            for task in storm:
+                task.cancel()
+            await asyncio.gather(*storm, return_exceptions=True)
+    elapsed = time.monotonic() - started
+    assert statistics.median(stormy) <= 2 * statistics.median(idle), (idle, stormy)
+    # A hundred clients asking in a loop were answered at the paced rate, not thousands a second.
+    assert answered <= scrape.RATE * elapsed + 100

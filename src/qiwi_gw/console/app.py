@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from functools import partial
 
 import asyncpg
 from aiohttp import web
@@ -21,6 +22,7 @@ from qiwi_gw.console import (
 )
 from qiwi_gw.console.chart import ChartCache
 from qiwi_gw.console.heavy import Gate
+from qiwi_gw.console.scrape import Pacer, ScrapeCache
 from qiwi_gw.console.security import SECURITY_HEADERS, SERVER, LoginLimiter, Sessions
 from qiwi_gw.settings import Settings
 
@@ -49,6 +51,8 @@ def create_console_app(settings: Settings, dsn: str, gateway: web.Application) -
     app[keys.LOGINS] = LoginLimiter()
     app[keys.CHART] = ChartCache()
     app[keys.HEAVY] = Gate()
+    app[keys.SCRAPES] = ScrapeCache(partial(handlers.metrics_response, gateway))
+    app[keys.SCRAPE_PACER] = Pacer()
     app.cleanup_ctx.append(_pool)
     app.on_response_prepare.append(_headers)
     pages.setup(app)
@@ -89,6 +93,8 @@ async def _metrics(request: web.Request) -> web.Response:
     """The gateway's metrics. With a console login, Prometheus sends the same
     credentials as Basic auth (``basic_auth`` in its scrape config), and wrong ones
     count against the login form's limits: this is a way to guess the password too."""
+    # First, before any other work: a storm of callers waits here on timers.
+    await request.app[keys.SCRAPE_PACER].turn()
     console = request.app[keys.SETTINGS].console
     if console.login_required:
         assert console.username is not None
@@ -108,7 +114,7 @@ async def _metrics(request: web.Request) -> web.Response:
                 text="401: Unauthorized\n",
                 headers={"WWW-Authenticate": 'Basic realm="qiwi-gw console", charset="UTF-8"'},
             )
-    return await handlers.metrics_response(request.app[keys.GATEWAY])
+    return (await request.app[keys.SCRAPES].get()).response()
 
 
 async def _pool(app: web.Application) -> AsyncIterator[None]:

@@ -7,6 +7,7 @@ from aiohttp import MultipartReader, web
 
 from qiwi_gw.console.chart import ChartCache
 from qiwi_gw.console.heavy import Gate
+from qiwi_gw.console.scrape import Pacer, ScrapeCache
 from qiwi_gw.console.security import LoginLimiter, Session, Sessions
 from qiwi_gw.settings import Settings
 
@@ -20,6 +21,8 @@ LOGINS = web.AppKey("logins", LoginLimiter)
 CHART = web.AppKey("chart", ChartCache)
 # One export or registry comparison at a time.
 HEAVY = web.AppKey("heavy", Gate)
+SCRAPES = web.AppKey("scrapes", ScrapeCache)
+SCRAPE_PACER = web.AppKey("scrape_pacer", Pacer)
 
 # The visitor's session, set by the session middleware on every page request.
 SESSION = web.RequestKey("session", Session)
