@@ -6,10 +6,9 @@ import logging
 from collections.abc import AsyncIterator
 from functools import partial
 
-import asyncpg
 from aiohttp import web
 
-from qiwi_gw import access, db, handlers
+from qiwi_gw import access, handlers
 from qiwi_gw.console import (
     keys,
     login,
@@ -18,6 +17,7 @@ from qiwi_gw.console import (
     pages,
     payments,
     pending,
+    reads,
     registry,
 )
 from qiwi_gw.console.chart import ChartCache
@@ -28,8 +28,6 @@ from qiwi_gw.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-# The console's own connections: it never takes one from the pool serving /payment.
-POOL_SIZE = 4
 # A form of the console (a login, a Resend) is a few hundred bytes; nobody's body is
 # read before the sender is known, and then only this much. The registry upload
 # streams to disk instead (``upload``), with its own limit.
@@ -53,7 +51,7 @@ def create_console_app(settings: Settings, dsn: str, gateway: web.Application) -
     app[keys.HEAVY] = Gate()
     app[keys.SCRAPES] = ScrapeCache(partial(handlers.metrics_response, gateway))
     app[keys.SCRAPE_PACER] = Pacer()
-    app.cleanup_ctx.append(_pool)
+    app.cleanup_ctx.append(_pools)
     app.on_response_prepare.append(_headers)
     pages.setup(app)
     router = app.router
@@ -117,18 +115,17 @@ async def _metrics(request: web.Request) -> web.Response:
     return (await request.app[keys.SCRAPES].get()).response()
 
 
-async def _pool(app: web.Application) -> AsyncIterator[None]:
-    settings = app[keys.SETTINGS].database
-    pool: asyncpg.Pool = await asyncpg.create_pool(
-        app[keys.DSN],
-        min_size=0,
-        max_size=POOL_SIZE,
-        timeout=settings.timeout,
-        # Pages read a page of rows; an export streams for as long as it takes.
-        command_timeout=None,
-        server_settings={**db.server_settings(settings), "application_name": "qiwi-gw-console"},
-        statement_cache_size=0 if settings.listen_dsn != settings.dsn else 100,
-    )
-    app[keys.POOL] = pool
-    yield
-    await pool.close()
+async def _pools(app: web.Application) -> AsyncIterator[None]:
+    settings, dsn = app[keys.SETTINGS], app[keys.DSN]
+    primary = await reads.primary_pool(settings, dsn)
+    reading = primary
+    try:
+        if settings.database.replica_dsns:
+            reading = await reads.reading_pool(settings, dsn)
+        app[keys.POOL] = primary
+        app[keys.READ_POOL] = reading
+        yield
+    finally:
+        if reading is not primary:
+            await reading.close()
+        await primary.close()

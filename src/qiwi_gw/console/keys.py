@@ -15,7 +15,9 @@ SETTINGS = web.AppKey("settings", Settings)
 DSN = web.AppKey("dsn", str)
 # The QIWI application, for its metrics and its dispatcher's state.
 GATEWAY = web.AppKey("gateway", web.Application)
+# The primary's pool (what writes), and the pool pages read from (PG_SLAVES first).
 POOL = web.AppKey("pool", asyncpg.Pool)
+READ_POOL = web.AppKey("read_pool", asyncpg.Pool)
 SESSIONS = web.AppKey("sessions", Sessions)
 LOGINS = web.AppKey("logins", LoginLimiter)
 CHART = web.AppKey("chart", ChartCache)

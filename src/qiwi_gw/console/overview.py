@@ -9,7 +9,7 @@ from aiohttp import web
 
 from qiwi_gw import keys as gateway_keys
 from qiwi_gw.console import chart as geometry
-from qiwi_gw.console import keys, pages
+from qiwi_gw.console import keys, pages, reads
 from qiwi_gw.dispatcher import DispatcherState
 from qiwi_gw.ops import status
 from qiwi_gw.settings import mask_url
@@ -36,10 +36,11 @@ def dispatcher_state(gateway: web.Application) -> tuple[str | None, DispatcherSt
 
 async def overview(request: web.Request) -> web.Response:
     app = request.app
-    async with pages.connection(request) as connection:
+    async with reads.reading(request) as connection:
         summary = await status.collect(connection, app[keys.SETTINGS])
         backlog = await queue.delivery_backlog(connection)
         chart = await app[keys.CHART].get(connection)
+        source = reads.source_of(request, connection)
     url, state = dispatcher_state(app[keys.GATEWAY])
     return pages.render(
         request,
@@ -49,6 +50,8 @@ async def overview(request: web.Request) -> web.Response:
             "delivery": Delivery(url, state, backlog),
             "chart": chart,
             "failure_text": status.failure_text,
+            # With PG_SLAVES: which server these figures come from, and how stale.
+            "source": source,
             "chart_width": geometry.WIDTH,
             "chart_height": geometry.HEIGHT,
             "plot_left": geometry.PLOT_LEFT,

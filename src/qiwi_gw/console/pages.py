@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import aiohttp_jinja2
-import asyncpg
 import jinja2
 from aiohttp import web
 
@@ -69,13 +67,3 @@ def problem(request: web.Request, status: int, title: str, message: str) -> web.
 def see_other(location: str) -> web.Response:
     """After a POST: the browser loads ``location`` with GET, so a reload repeats nothing."""
     return web.Response(status=303, headers={"Location": location})
-
-
-@asynccontextmanager
-async def connection(request: web.Request) -> AsyncIterator[asyncpg.Connection]:
-    """A connection of the console's pool, for the functions the CLI also calls.
-
-    Typed as a connection: the pool's proxy passes every call through to one.
-    """
-    async with request.app[keys.POOL].acquire() as proxy:
-        yield cast(asyncpg.Connection, proxy)

@@ -10,7 +10,7 @@ from urllib.parse import quote, urlencode
 import asyncpg
 from aiohttp import web
 
-from qiwi_gw.console import keys, pages
+from qiwi_gw.console import keys, pages, reads
 from qiwi_gw.console.forms import SEARCH_FIELDS, SearchForm, echo, not_text, parse_search
 from qiwi_gw.ops import history, resend
 from qiwi_gw.store import http_log, reports
@@ -31,7 +31,7 @@ def _link(form: SearchForm, **cursor: int) -> str:
 
 
 async def _page(request: web.Request, form: SearchForm) -> Page:
-    async with pages.connection(request) as connection:
+    async with reads.reading(request) as connection:
         # One more than a page says whether there is another one beyond it.
         rows = await reports.search(
             connection,
@@ -92,7 +92,7 @@ def _not_found(request: web.Request, code: str) -> web.Response:
 
 async def payment(request: web.Request) -> web.Response:
     code = _txn_id(request)
-    async with pages.connection(request) as connection:
+    async with reads.reading(request) as connection:
         found = await history.fetch(connection, code)
         logged = None
         if found is not None and found.payment.http_log_id is not None:
@@ -116,7 +116,7 @@ async def payment(request: web.Request) -> web.Response:
 
 async def confirm_resend(request: web.Request) -> web.Response:
     code = _txn_id(request)
-    async with pages.connection(request) as connection:
+    async with reads.reading(request) as connection:
         found = await history.fetch(connection, code)
     if found is None:
         return _not_found(request, code)
@@ -126,7 +126,7 @@ async def confirm_resend(request: web.Request) -> web.Response:
 async def do_resend(request: web.Request) -> web.Response:
     """The same scheduling as ``qiwi-gw resend CODE``: due now, the gateway woken."""
     code = _txn_id(request)
-    async with pages.connection(request) as connection:
+    async with reads.writing(request) as connection:
         (outcome,) = await resend.resend(connection, [code])
     if not outcome.found:
         return _not_found(request, code)
