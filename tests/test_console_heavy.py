@@ -20,7 +20,7 @@ from qiwi_gw.console.security import CONTENT_SECURITY_POLICY
 from qiwi_gw.console.worker import DATABASE, UNREADABLE, ReconcileJob
 from qiwi_gw.ops import reconciliation
 from qiwi_gw.settings import Settings
-from tests.conftest import ClientFactory
+from tests.conftest import ClientFactory, with_database
 from tests.console_helpers import Pair, start_pair
 from tests.ops_helpers import add_payment, run_process
 
@@ -89,7 +89,7 @@ async def test_an_export_without_its_database_is_a_page(
     make_client: ClientFactory, aiohttp_client: Any, database_dsn: str
 ) -> None:
     gateway = await make_client()
-    gone = database_dsn.rsplit("/", 1)[0] + "/no_such_database"
+    gone = with_database(database_dsn, "no_such_database")
     console = await aiohttp_client(
         create_console_app(gateway.app[gateway_keys.SETTINGS], gone, gateway.app)
     )
