@@ -600,12 +600,6 @@ class DatabaseSettings:
         """``dsn`` is a PgBouncer in transaction mode: no session state, no prepared cache."""
         return self.direct_dsn != self.dsn
 
-    @property
-    def listen_dsn(self) -> str | None:
-        # The old name, kept ONLY for src/qiwi_gw/console/reads.py while the console is being
-        # edited by another developer; remove once it reads ``behind_pooler``.
-        return self.direct_dsn
-
 
 @dataclass(frozen=True)
 class WebhookSettings:
