@@ -55,10 +55,11 @@ class Payments:
         self._committer = committer
         self._limits = limits
         self._check_on_pay = check_on_pay
-        # Pays being answered now, by txn_id: a refusal while another request for the
-        # same txn_id is in flight could contradict that one's 0 (QIWI repeats a pay
-        # whose answer is late), so it becomes 1 and the repeat answers from the row.
-        self._in_flight: collections.Counter[str] = collections.Counter()
+        # Pays that passed the limits and may store their txn_id now: a refusal of
+        # another request for that txn_id meanwhile could contradict this one's 0 (QIWI
+        # repeats a pay whose answer is late), so it becomes 1 and the repeat answers
+        # from the row. Requests the limits refuse never count: they store nothing.
+        self._storing: collections.Counter[str] = collections.Counter()
         self._new_status = STATUS_RECEIVED if deliver_webhooks else STATUS_COMPLETED
 
     async def handle(self, command: Command, entry: HttpLogEntry) -> Answer:
@@ -81,20 +82,23 @@ class Payments:
 
     async def pay(self, pay: Pay, entry: HttpLogEntry) -> Answer:
         """Store the payment with its log row; answer 0 only once both are committed."""
-        self._in_flight[pay.txn_id] += 1
-        try:
-            return await self._pay(pay, entry)
-        finally:
-            self._in_flight[pay.txn_id] -= 1
-            if not self._in_flight[pay.txn_id]:
-                del self._in_flight[pay.txn_id]
-
-    async def _pay(self, pay: Pay, entry: HttpLogEntry) -> Answer:
         refusal = _refusal(pay, self._limits)
-        if refusal is None and self._check_on_pay:
-            refusal = await self._ask_backend(pay, entry)
-        if refusal is not None:
-            return await self._refuse(pay, entry, refusal)
+        if refusal is None:
+            # From here this request may store the txn_id: a refusal of another request
+            # for it meanwhile must not contradict this one's 0.
+            self._storing[pay.txn_id] += 1
+            try:
+                if self._check_on_pay:
+                    refusal = await self._ask_backend(pay, entry)
+                if refusal is None:
+                    return await self._store(pay, entry)
+            finally:
+                self._storing[pay.txn_id] -= 1
+                if not self._storing[pay.txn_id]:
+                    del self._storing[pay.txn_id]
+        return await self._refuse(pay, entry, refusal)
+
+    async def _store(self, pay: Pay, entry: HttpLogEntry) -> Answer:
         stored = await self._committer.store(LoggedRequest(entry, pay, self._new_status))
         assert stored is not None  # a request with a payment gets its row
         if stored.created:
@@ -128,7 +132,7 @@ class Payments:
         await self.log(entry)
         stored = await self._committer.lookup(pay.txn_id)
         if stored is None:
-            if self._in_flight[pay.txn_id] > 1:
+            if self._storing[pay.txn_id]:
                 logger.info(
                     "pay refusal deferred: another request for this txn_id is in flight",
                     extra={"txn_id": pay.txn_id},
