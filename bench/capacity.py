@@ -32,19 +32,18 @@ import statistics
 import sys
 import tempfile
 import time
-import warnings
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager, suppress
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import asyncpg
 from aiohttp import web
 from aiohttp.test_utils import unused_port
 
+from bench.run import postgres_server, with_database
 from qiwi_gw import migrations
 from qiwi_gw.settings import mask_dsn
 
@@ -176,28 +175,6 @@ async def postmaster_pid(monitor: asyncpg.Connection) -> int:
 
 
 # --- the database -------------------------------------------------------------------------
-
-
-@contextmanager
-def postgres_server() -> Iterator[str]:
-    configured = os.environ.get("DATABASE_URL")
-    if configured:
-        yield configured
-        return
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from pgserver.postgres_server import get_server
-
-    with tempfile.TemporaryDirectory(prefix="qiwi-gw-capacity-") as directory:
-        server = get_server(Path(directory) / "pgdata", cleanup_mode="delete")
-        try:
-            yield server.get_uri()
-        finally:
-            server.cleanup()
-
-
-def with_database(dsn: str, name: str) -> str:
-    return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
 
 
 @asynccontextmanager
