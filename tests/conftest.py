@@ -136,3 +136,28 @@ async def db(database_dsn: str) -> AsyncIterator[Any]:
         yield connection
     finally:
         await connection.close()
+
+
+Switch = Callable[[bool], Awaitable[None]]
+
+
+@pytest.fixture
+async def database_switch(server_dsn: str, database_dsn: str) -> AsyncIterator[Switch]:
+    """Turn this test's database off (refuse and cut every connection) and on again."""
+    import asyncpg
+
+    name = urlsplit(database_dsn).path.lstrip("/")
+    admin = await asyncpg.connect(server_dsn)
+
+    async def switch(on: bool) -> None:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(on).lower()}')
+        if not on:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+            )
+
+    try:
+        yield switch
+    finally:
+        await switch(True)
+        await admin.close()

@@ -3,14 +3,9 @@ the gateway recovers by itself when the database is back."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from typing import Any
-from urllib.parse import urlsplit
-
 import asyncpg
-import pytest
 
-from tests.conftest import ClientFactory
+from tests.conftest import ClientFactory, Switch
 from tests.helpers import result_of
 
 PAY = {
@@ -21,28 +16,6 @@ PAY = {
     "sum": "100.00",
 }
 CHECK = {"command": "check", "txn_id": "77", "account": "42", "sum": "100.00"}
-
-Switch = Callable[[bool], Any]
-
-
-@pytest.fixture
-async def database_switch(server_dsn: str, database_dsn: str) -> AsyncIterator[Switch]:
-    """Turn this test's database off (refuse and cut every connection) and on again."""
-    name = urlsplit(database_dsn).path.lstrip("/")
-    admin = await asyncpg.connect(server_dsn)
-
-    async def switch(on: bool) -> None:
-        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(on).lower()}')
-        if not on:
-            await admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
-            )
-
-    try:
-        yield switch
-    finally:
-        await switch(True)
-        await admin.close()
 
 
 async def test_answers_1_while_down_and_recovers(

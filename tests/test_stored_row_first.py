@@ -11,15 +11,12 @@ protocol's own syntax comes before it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
 from typing import Any
-from urllib.parse import urlsplit
 
-import asyncpg
 import pytest
 
 from qiwi_gw import keys
-from tests.conftest import ClientFactory
+from tests.conftest import ClientFactory, Switch
 from tests.helpers import result_of
 
 PAY = {
@@ -140,29 +137,6 @@ async def test_a_first_pay_and_its_refused_twin_in_one_batch(
     assert (await result_of(first))["result"] == "0"
     assert (await result_of(second))["result"] == "300"
     assert await count(db, "qiwi_transaction") == 1
-
-
-Switch = Callable[[bool], Any]
-
-
-@pytest.fixture
-async def database_switch(server_dsn: str, database_dsn: str) -> AsyncIterator[Switch]:
-    """Turn this test's database off (refuse and cut every connection) and on again."""
-    name = urlsplit(database_dsn).path.lstrip("/")
-    admin = await asyncpg.connect(server_dsn)
-
-    async def switch(on: bool) -> None:
-        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(on).lower()}')
-        if not on:
-            await admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
-            )
-
-    try:
-        yield switch
-    finally:
-        await switch(True)
-        await admin.close()
 
 
 async def test_without_the_database_a_refusal_is_1_not_fatal(
