@@ -186,7 +186,6 @@ class DatabaseGauges:
             try:
                 if self._connection is None or self._connection.is_closed():
                     self._connection = await self._connect()
-                pending, oldest = await queue.pending_summary(self._connection)
                 backlog = await queue.delivery_backlog(self._connection)
             except DATABASE_ERRORS:
                 self._metrics.database_up.set(0)
@@ -196,8 +195,8 @@ class DatabaseGauges:
                 # Also after a failure: a database that is down is asked once per interval.
                 self._read_at = self._clock()
             self._metrics.database_up.set(1)
-            self._metrics.pending.set(pending)
-            self._metrics.oldest_pending_seconds.set(oldest)
+            self._metrics.pending.set(backlog.pending)
+            self._metrics.oldest_pending_seconds.set(backlog.oldest_seconds)
             self._metrics.held_payments.set(backlog.held)
             self._metrics.backing_off_payments.set(backlog.backing_off)
 

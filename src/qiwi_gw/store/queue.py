@@ -71,18 +71,14 @@ WHERE t.id = o.transaction_id
   AND t.locked_by = $12
 """
 
-# For /metrics: the pending rows only, through the partial indexes.
-PENDING_SUMMARY = f"""
+# How many rows wait, the oldest one's age, and why they wait: held back by an
+# outage, or backing off on their own. One scan of the pending rows, through the
+# partial index, for /metrics and the console's overview.
+DELIVERY_BACKLOG = f"""
 SELECT count(*) AS pending,
        coalesce(extract(epoch FROM (now() AT TIME ZONE 'UTC') - min(created_at)), 0)::float8
-           AS oldest_seconds
-FROM qiwi_transaction
-WHERE status = {STATUS_RECEIVED}
-"""
-
-# Why the undelivered rows wait: held back by an outage, or backing off on their own.
-DELIVERY_BACKLOG = f"""
-SELECT count(*) FILTER (WHERE held_by_outage) AS held,
+           AS oldest_seconds,
+       count(*) FILTER (WHERE held_by_outage) AS held,
        count(*) FILTER (WHERE NOT held_by_outage AND next_attempt_at > now()) AS backing_off
 FROM qiwi_transaction
 WHERE status = {STATUS_RECEIVED}
@@ -200,27 +196,29 @@ async def record_outcomes(
     await connection.execute(RECORD_OUTCOMES, *columns, owner)
 
 
-async def pending_summary(connection: Executor) -> tuple[int, float]:
-    """How many payments are undelivered, and the oldest one's age in seconds."""
-    row = await connection.fetchrow(PENDING_SUMMARY)
-    assert row is not None
-    return int(row["pending"]), float(row["oldest_seconds"])
-
-
 async def release_claims(connection: Executor, owner: str) -> int:
     return affected_rows(await connection.execute(RELEASE_CLAIMS, owner))
 
 
 @dataclass(frozen=True)
 class DeliveryBacklog:
+    pending: int
+    oldest_seconds: float
     held: int
     backing_off: int
 
 
 async def delivery_backlog(connection: Executor) -> DeliveryBacklog:
+    """Undelivered payments: how many, the oldest one's age in seconds, and how many
+    an outage holds back or back off on their own."""
     row = await connection.fetchrow(DELIVERY_BACKLOG)
     assert row is not None
-    return DeliveryBacklog(held=int(row["held"]), backing_off=int(row["backing_off"]))
+    return DeliveryBacklog(
+        pending=int(row["pending"]),
+        oldest_seconds=float(row["oldest_seconds"]),
+        held=int(row["held"]),
+        backing_off=int(row["backing_off"]),
+    )
 
 
 async def release_held(connection: Executor, batch: int) -> int:
