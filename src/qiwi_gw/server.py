@@ -13,6 +13,7 @@ from yoyo.exceptions import LockTimeout
 
 from qiwi_gw import intake, migrations, provision
 from qiwi_gw.app import create_app
+from qiwi_gw.backoff import retry_delay
 from qiwi_gw.console import operator_listener
 from qiwi_gw.embedded import embedded_postgres
 from qiwi_gw.errors import ConfigError, DatabaseUnavailableError, describe
@@ -22,6 +23,9 @@ logger = logging.getLogger(__name__)
 
 # Compose starts the database and the gateway together: wait for it this long.
 STARTUP_WAIT = 60.0
+# Waiting for the database at start: 0.5 s doubling to 5 s, jittered like every retry.
+STARTUP_RETRY_MIN = 0.5
+STARTUP_RETRY_MAX = 5.0
 SHUTDOWN_TIMEOUT = 20.0
 
 
@@ -63,7 +67,7 @@ def migrate(dsn: str, schema: str, *, wait: float = 0.0) -> list[str]:
     A database that exists once this process has tried to create it (created here, or by
     a replica starting at the same time) is migrated at once, whatever ``wait`` is."""
     deadline = time.monotonic() + wait
-    delay = 0.5
+    failures = 0
     creations = 0
     unmade = ""
     while True:
@@ -95,13 +99,14 @@ def migrate(dsn: str, schema: str, *, wait: float = 0.0) -> list[str]:
             raise DatabaseUnavailableError(f"cannot migrate: {problem}") from None
         except (psycopg.OperationalError, LockTimeout) as exc:
             problem = provision.connection_problem(exc, dsn)
+        failures += 1
+        delay = retry_delay(failures, STARTUP_RETRY_MIN, STARTUP_RETRY_MAX)
         if time.monotonic() + delay > deadline:
             raise DatabaseUnavailableError(f"cannot migrate {mask_dsn(dsn)}: {problem}")
         logger.warning(
             "database %s not ready: %s; retrying in %.1f s", mask_dsn(dsn), problem, delay
         )
         time.sleep(delay)
-        delay = min(delay * 2, 5.0)
 
 
 def serve(settings: Settings) -> None:
