@@ -416,3 +416,25 @@ def test_embedded_database_not_asked_for_stops_at_once(tmp_path: Path, asked: st
     assert lines[0].startswith("qiwi-gw: configuration error: PG_HOST: ")
     assert "DATABASE_URL" in lines[0]
     assert not (tmp_path / "pgdata").exists()
+
+
+@pytest.mark.timeout(180)
+def test_a_role_confined_to_template1_creates_the_database_while_template1_is_busy() -> None:
+    """Where template1 is the only database the role may connect to, other sessions are
+    always on it when replicas start together, and a copy of template1 waits 5 s for them
+    and fails: the database is copied from template0 instead, with template1's encoding
+    and locale. Another session stays on template1 throughout, and the first try creates."""
+    with cluster() as own:
+        primary = own.primary()
+        execute(primary.dsn(), "CREATE ROLE creator LOGIN CREATEDB")
+        execute(primary.dsn(), "REVOKE CONNECT ON DATABASE postgres FROM PUBLIC")
+        with psycopg.connect(primary.dsn("template1"), autocommit=True):
+            applied = server.migrate(with_user(primary.dsn("qiwi_confined"), "creator"), "public")
+        made = execute(
+            primary.dsn(),
+            "SELECT d.encoding = t.encoding AND d.datcollate = t.datcollate"
+            " AND d.datctype = t.datctype FROM pg_database d, pg_database t"
+            " WHERE d.datname = 'qiwi_confined' AND t.datname = 'template1'",
+        )
+    assert applied == migrations.expected_ids()
+    assert made == [(True,)]

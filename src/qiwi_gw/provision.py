@@ -36,9 +36,8 @@ logger = logging.getLogger(__name__)
 MAINTENANCE_DATABASES = ("postgres", "template1")
 CONNECT_TIMEOUT = 10
 # CREATE DATABASE copies template1 and, once other sessions connected to it have not left
-# within 5 s, refuses: replicas whose only maintenance database is template1 can block each
-# other's CREATE. Each waits a random moment up to this long, its session closed, and tries
-# again.
+# within 5 s, refuses: an administrator's psql on template1 blocks it. The gateway waits a
+# random moment up to this long, its session closed, and tries again.
 TEMPLATE_BUSY_PAUSE = 0.5
 # A password this short is masked in the DSN but not searched for in messages: replacing
 # it everywhere would garble the message and hide nothing worth hiding.
@@ -142,7 +141,7 @@ def create(connection: psycopg.Connection[tuple[object, ...]], database: str) ->
         sql.Identifier(role).as_string(),
     )
     try:
-        connection.execute(sql.SQL("CREATE DATABASE {}").format(name))
+        connection.execute(_create_statement(connection, name))
     except (errors.DuplicateDatabase, errors.UniqueViolation):
         # Replicas starting together: one creates it, the others find it created.
         logger.info("database %s was created meanwhile by another process", name.as_string())
@@ -151,6 +150,29 @@ def create(connection: psycopg.Connection[tuple[object, ...]], database: str) ->
         raise CreateDatabaseRefusedError(database, role, server) from None
     logger.info("created database %s", name.as_string())
     return True
+
+
+def _create_statement(
+    connection: psycopg.Connection[tuple[object, ...]], name: sql.Identifier
+) -> sql.Composed:
+    """A plain ``CREATE DATABASE`` (a copy of template1, as the original image made it),
+    unless this session is itself on template1: then every replica starting together is
+    there too, each one's session makes the others' copy of template1 wait PostgreSQL's
+    5 s and fail, and they can keep colliding. template0 takes no sessions, so copying it
+    cannot be blocked; template1's encoding and locale are given so the database is the
+    same but for objects an administrator added to template1, which the gateway never
+    uses."""
+    if connection.info.dbname != "template1":
+        return sql.SQL("CREATE DATABASE {}").format(name)
+    row = connection.execute(
+        "SELECT pg_encoding_to_char(encoding), datcollate, datctype"
+        " FROM pg_database WHERE datname = 'template1'"
+    ).fetchone()
+    assert row is not None
+    encoding, collate, ctype = row
+    return sql.SQL(
+        "CREATE DATABASE {} TEMPLATE template0 ENCODING {} LC_COLLATE {} LC_CTYPE {}"
+    ).format(name, sql.Literal(encoding), sql.Literal(collate), sql.Literal(ctype))
 
 
 def _maintenance_connection(dsn: str) -> psycopg.Connection[tuple[object, ...]]:
