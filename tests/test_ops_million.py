@@ -1,14 +1,17 @@
-"""``status`` and ``pending`` on a table of 1,000,000 payments: right, and from indexes.
+"""``status`` and ``pending`` on a table of 1,000,000 payments: right, and from indexes;
+and the webhook queue's statements (claim, outcomes, releases, resend, backlog) and the
+intake's look-ups planned through indexes on the same table.
 
 The database is seeded once for the module (about ten seconds). Nothing here is
 timed; docs/operating.md gives the measured times. What is checked instead is the plan
-of every statement the two commands run: no sequential scan of a big table.
+of every statement: no sequential scan of a big table.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -16,7 +19,7 @@ import psycopg
 import pytest
 
 from qiwi_gw.ops import status
-from qiwi_gw.store import attempts, reports
+from qiwi_gw.store import attempts, payments, queue, reports
 from tests.conftest import create_database, drop_database, with_database
 from tests.ops_helpers import run_cli
 
@@ -53,6 +56,11 @@ SEED = [
     """
     INSERT INTO qiwi_webhook_attempt (transaction_id, attempt, started_at, duration_ms, http_status)
     SELECT id, 3, last_attempt_at, 20, 503 FROM qiwi_transaction WHERE status = 0
+    """,
+    # The pending rows backing off when the backend went down are held by the outage.
+    """
+    UPDATE qiwi_transaction SET held_by_outage = true
+    WHERE status = 0 AND next_attempt_at > now()
     """,
     # What autovacuum would have done by now on a table this size.
     "VACUUM ANALYZE qiwi_transaction",
@@ -155,3 +163,57 @@ async def test_the_exact_count_stops_at_its_bound(million_dsn: str) -> None:
         await connection.close()
     scans = [node for node in nodes(json.loads(plan)[0]["Plan"]) if "Relation Name" in node]
     assert [scan["Actual Rows"] for scan in scans] == [status.EXACT_TOTAL_UP_TO + 1]
+
+
+OWNER = "gateway-1"
+# The parameters each queue statement is run with by the dispatcher, recorder and
+# resend: one attempt's outcome, a batch size, a lease, a pending row's txn_id.
+QUEUE_STATEMENTS = {
+    "claim due": (queue.CLAIM_DUE, (100, 55.0, OWNER)),
+    "record outcomes": (
+        queue.RECORD_OUTCOMES,
+        (
+            [1000],
+            [4],
+            [datetime(2026, 11, 30, tzinfo=UTC)],
+            [20],
+            [503],
+            [None],
+            [None],
+            [False],
+            ["HTTP 503"],
+            [8.0],
+            [True],
+            OWNER,
+        ),
+    ),
+    "release claims": (queue.RELEASE_CLAIMS, (OWNER,)),
+    "release held": (queue.RELEASE_HELD, (5000,)),
+    "delivery backlog": (queue.DELIVERY_BACKLOG, ()),
+    "lock for resend": (queue.LOCK_FOR_RESEND, ([code(1000), code(1001)],)),
+    "make due": (queue.MAKE_DUE, ([1000, 1001],)),
+    "make pending due": (queue.MAKE_PENDING_DUE, (5000,)),
+    "stored by codes": (payments.SELECT_BY_CODES, ([code(1), code(ROWS + 1)],)),
+}
+# Reading a partial index's matches through a bitmap is still reading the index.
+INDEXED = ("Index Scan", "Index Only Scan", "Bitmap Heap Scan")
+
+
+@pytest.mark.parametrize("name", QUEUE_STATEMENTS)
+async def test_queue_statements_read_through_indexes(million_dsn: str, name: str) -> None:
+    """Every statement the dispatcher runs however many rows are stored: with a million
+    delivered payments, each reaches its rows through an index, never a table scan."""
+    statement, args = QUEUE_STATEMENTS[name]
+    connection = await asyncpg.connect(million_dsn)
+    try:
+        plan = await connection.fetchval(f"EXPLAIN (FORMAT JSON) {statement}", *args)
+    finally:
+        await connection.close()
+    scans = [
+        node
+        for node in nodes(json.loads(plan)[0]["Plan"])
+        if "Relation Name" in node and node["Node Type"] != "ModifyTable"
+    ]
+    assert scans, plan
+    for scan in scans:
+        assert scan["Node Type"] in INDEXED, (name, scan)
