@@ -109,21 +109,23 @@ def _points(values: Sequence[float | None], top_value: float, top: int, bottom: 
 
 
 def build(
-    start: datetime, stored: Sequence[asyncpg.Record], delivered: Sequence[asyncpg.Record]
+    start: datetime,
+    stored: Sequence[reports.StoredMinute],
+    delivered: Sequence[reports.DeliveredMinute],
 ) -> Chart:
     """Place each minute's figures at its offset from ``start``; minutes with no row are 0."""
     counts_stored = [0] * MINUTES
     counts_delivered = [0] * MINUTES
     lag: list[float | None] = [None] * MINUTES
-    for row in stored:
-        index = _index(start, row["minute"])
+    for minute in stored:
+        index = _index(start, minute.minute)
         if index is not None:
-            counts_stored[index] = row["stored"]
-    for row in delivered:
-        index = _index(start, row["minute"])
+            counts_stored[index] = minute.stored
+    for sent in delivered:
+        index = _index(start, sent.minute)
         if index is not None:
-            counts_delivered[index] = row["delivered"]
-            lag[index] = max(float(row["lag_avg"]), 0.0)
+            counts_delivered[index] = sent.delivered
+            lag[index] = max(float(sent.lag_avg), 0.0)
     return Chart(start=start, stored=counts_stored, delivered=counts_delivered, lag=lag)
 
 

@@ -7,7 +7,6 @@ import json
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
-import asyncpg
 from aiohttp import web
 
 from qiwi_gw.console import keys, pages, reads
@@ -20,7 +19,7 @@ PAGE_SIZE = 50
 
 @dataclass(frozen=True)
 class Page:
-    rows: list[asyncpg.Record]
+    rows: list[reports.FoundPayment]
     older: str | None
     newer: str | None
 
@@ -52,8 +51,8 @@ async def _page(request: web.Request, form: SearchForm) -> Page:
         return Page(rows, None, _link(form) if form.older_than or form.newer_than else None)
     return Page(
         rows,
-        _link(form, before=rows[-1]["id"]) if has_older else None,
-        _link(form, after=rows[0]["id"]) if has_newer else None,
+        _link(form, before=rows[-1].prv_txn) if has_older else None,
+        _link(form, after=rows[0].prv_txn) if has_newer else None,
     )
 
 
@@ -106,7 +105,7 @@ async def payment(request: web.Request) -> web.Response:
             "payment": found.payment,
             "attempts": found.attempts,
             "logged": logged,
-            "headers": _pretty_json(logged["headers"]) if logged else "",
+            "headers": _pretty_json(logged.headers) if logged else "",
             "extra": _pretty_json(found.payment.extra),
             "state": history.state(found.payment),
             "result": history.result,

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
-from datetime import datetime
-from decimal import Decimal
 from functools import partial
 
 import asyncpg
@@ -19,6 +17,8 @@ from qiwi_gw.ops.arguments import Commands
 from qiwi_gw.ops.common import BadArgumentError, Job, NotFoundError
 from qiwi_gw.settings import Settings
 from qiwi_gw.store import attempts, payments, reports
+from qiwi_gw.store.attempts import AttemptRecord
+from qiwi_gw.store.reports import PaymentDetail
 
 
 def add_parser(commands: Commands) -> None:
@@ -40,45 +40,9 @@ def prepare(args: argparse.Namespace) -> Job:
 
 
 @dataclass(frozen=True)
-class Payment:
-    """Every column of one ``qiwi_transaction`` row, and whether it is being sent now."""
-
-    id: int
-    code: str
-    account: str
-    sum: Decimal
-    status: int
-    txn_date: datetime
-    created_at: datetime
-    attempts: int
-    next_attempt_at: datetime | None
-    last_attempt_at: datetime | None
-    last_error: str | None
-    delivered_at: datetime | None
-    in_flight: bool
-    ccy: str | None
-    prv_id: str | None
-    extra: str
-    http_log_id: int | None
-    updated_at: datetime
-    locked_until: datetime | None
-    locked_by: str | None
-
-
-@dataclass(frozen=True)
-class Attempt:
-    attempt: int
-    started_at: datetime
-    duration_ms: int
-    http_status: int | None
-    error: str | None
-    response_excerpt: str | None
-
-
-@dataclass(frozen=True)
 class History:
-    payment: Payment
-    attempts: list[Attempt]
+    payment: PaymentDetail
+    attempts: list[AttemptRecord]
 
 
 async def fetch(connection: asyncpg.Connection, code: str) -> History | None:
@@ -87,8 +51,8 @@ async def fetch(connection: asyncpg.Connection, code: str) -> History | None:
         found = await reports.by_code(connection, code)
         if found is None:
             return None
-        tried = await attempts.for_transaction(connection, found["id"])
-    return History(Payment(**found), [Attempt(**row) for row in tried])
+        tried = await attempts.for_transaction(connection, found.prv_txn)
+    return History(found, tried)
 
 
 async def run(
@@ -104,7 +68,7 @@ async def run(
     return 0
 
 
-def state(payment: Payment) -> str:
+def state(payment: PaymentDetail) -> str:
     if payment.status == payments.STATUS_COMPLETED:
         if payment.delivered_at is None:
             return "1 completed (stored completed: no webhook was configured)"
@@ -116,11 +80,11 @@ def state(payment: Payment) -> str:
     return f"0 received, next attempt {output.when(payment.next_attempt_at)} UTC"
 
 
-def render(payment: Payment, tried: list[Attempt]) -> str:
+def render(payment: PaymentDetail, tried: list[AttemptRecord]) -> str:
     head = output.fields(
         [
-            ("txn_id", payment.code),
-            ("prv_txn", str(payment.id)),
+            ("txn_id", payment.txn_id),
+            ("prv_txn", str(payment.prv_txn)),
             ("account", payment.account),
             ("sum", output.money(payment.sum)),
             ("txn_date", output.local(payment.txn_date) + " (QIWI's clock)"),
@@ -153,7 +117,7 @@ def render(payment: Payment, tried: list[Attempt]) -> str:
     return f"{head}\n\n{history}"
 
 
-def result(row: Attempt) -> str:
+def result(row: AttemptRecord) -> str:
     if row.error is not None:
         return output.one_line(row.error, 50)
     status = row.http_status
@@ -162,11 +126,11 @@ def result(row: Attempt) -> str:
     return f"HTTP {status}" + (" (delivered)" if 200 <= status < 300 else "")
 
 
-def as_json_object(payment: Payment, tried: list[Attempt]) -> dict[str, object]:
+def as_json_object(payment: PaymentDetail, tried: list[AttemptRecord]) -> dict[str, object]:
     return {
         "payment": {
-            "txn_id": payment.code,
-            "prv_txn": payment.id,
+            "txn_id": payment.txn_id,
+            "prv_txn": payment.prv_txn,
             "account": payment.account,
             "sum": output.money(payment.sum),
             "txn_date": output.iso_local(payment.txn_date),

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from functools import partial
 
 import asyncpg
@@ -19,6 +18,7 @@ from qiwi_gw.ops.arguments import Commands, positive_int
 from qiwi_gw.ops.common import Job
 from qiwi_gw.settings import Settings
 from qiwi_gw.store import reports
+from qiwi_gw.store.reports import PendingPayment
 
 DEFAULT_LIMIT = 50
 
@@ -45,22 +45,6 @@ def prepare(args: argparse.Namespace) -> Job:
 
 
 @dataclass(frozen=True)
-class PendingPayment:
-    """One undelivered payment, as ``pending`` (CLI and console) shows it."""
-
-    id: int
-    code: str
-    account: str
-    sum: Decimal
-    created_at: datetime
-    attempts: int
-    next_attempt_at: datetime | None
-    last_attempt_at: datetime | None
-    last_error: str | None
-    in_flight: bool
-
-
-@dataclass(frozen=True)
 class Pending:
     counted: reports.PendingCount
     rows: list[PendingPayment]
@@ -71,7 +55,7 @@ async def fetch(connection: asyncpg.Connection, limit: int) -> Pending:
     async with connection.transaction(isolation="repeatable_read", readonly=True):
         counted = await reports.count_pending(connection)
         rows = await reports.oldest_pending(connection, limit)
-    return Pending(counted, [PendingPayment(**row) for row in rows])
+    return Pending(counted, rows)
 
 
 async def run(
@@ -113,8 +97,8 @@ def render(rows: list[PendingPayment], counted: reports.PendingCount) -> str:
         ],
         [
             [
-                row.code,
-                str(row.id),
+                row.txn_id,
+                str(row.prv_txn),
                 output.one_line(row.account, 24),
                 output.money(row.sum),
                 output.when(row.created_at),
@@ -143,8 +127,8 @@ def as_json_object(rows: list[PendingPayment], counted: reports.PendingCount) ->
         "shown": len(rows),
         "payments": [
             {
-                "txn_id": row.code,
-                "prv_txn": row.id,
+                "txn_id": row.txn_id,
+                "prv_txn": row.prv_txn,
                 "account": row.account,
                 "sum": output.money(row.sum),
                 "created_at": output.iso(row.created_at),

@@ -52,7 +52,7 @@ def prepare(args: argparse.Namespace) -> Job:
 
 @dataclass(frozen=True)
 class ResendOutcome:
-    code: str
+    txn_id: str
     prv_txn: int | None
     was: str
     now: str
@@ -69,18 +69,18 @@ async def resend(connection: asyncpg.Connection, codes: list[str]) -> list[Resen
         rows = await queue.lock_for_resend(connection, codes)
         due: list[int] = []
         for row in rows:
-            if row["status"] == STATUS_RECEIVED and row["in_flight"]:
-                outcomes[row["code"]] = ResendOutcome(
-                    row["code"], row["id"], "pending", "being sent now"
+            if row.status == STATUS_RECEIVED and row.in_flight:
+                outcomes[row.txn_id] = ResendOutcome(
+                    row.txn_id, row.prv_txn, "pending", "being sent now"
                 )
                 continue
-            due.append(row["id"])
-            if row["status"] == STATUS_COMPLETED:
-                outcomes[row["code"]] = ResendOutcome(
-                    row["code"], row["id"], "completed", "due now: will be sent once more"
+            due.append(row.prv_txn)
+            if row.status == STATUS_COMPLETED:
+                outcomes[row.txn_id] = ResendOutcome(
+                    row.txn_id, row.prv_txn, "completed", "due now: will be sent once more"
                 )
             else:
-                outcomes[row["code"]] = ResendOutcome(row["code"], row["id"], "pending", "due now")
+                outcomes[row.txn_id] = ResendOutcome(row.txn_id, row.prv_txn, "pending", "due now")
         if due:
             await queue.make_due(connection, due)
             # Delivered on commit, so the gateway sees the rows already due.
@@ -99,14 +99,14 @@ async def run_codes(
                 {
                     "payments": [
                         {
-                            "txn_id": item.code,
+                            "txn_id": item.txn_id,
                             "prv_txn": item.prv_txn,
                             "was": item.was,
                             "now": item.now,
                         }
                         for item in outcomes
                     ],
-                    "not_found": [item.code for item in outcomes if not item.found],
+                    "not_found": [item.txn_id for item in outcomes if not item.found],
                 }
             )
         )
@@ -115,13 +115,13 @@ async def run_codes(
             output.table(
                 ["txn_id", "prv_txn", "was", "now"],
                 [
-                    [item.code, str(item.prv_txn or output.NONE), item.was, item.now]
+                    [item.txn_id, str(item.prv_txn or output.NONE), item.was, item.now]
                     for item in outcomes
                 ],
                 right={1},
             )
         )
-    missing = [item.code for item in outcomes if not item.found]
+    missing = [item.txn_id for item in outcomes if not item.found]
     if missing:
         print(f"qiwi-gw resend: no payment with txn_id {', '.join(missing)}", file=sys.stderr)
         return 1

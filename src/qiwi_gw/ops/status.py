@@ -18,9 +18,10 @@ import asyncpg
 from qiwi_gw.ops import output
 from qiwi_gw.ops.arguments import Commands
 from qiwi_gw.ops.common import Job
-from qiwi_gw.ops.pending import PendingPayment
 from qiwi_gw.settings import Settings, mask_url
 from qiwi_gw.store import attempts, reports
+from qiwi_gw.store.attempts import LastFailure
+from qiwi_gw.store.reports import LastDelivery, PendingPayment
 
 EXACT_TOTAL_UP_TO = 100_000
 
@@ -41,23 +42,6 @@ def prepare(args: argparse.Namespace) -> Job:
 
 
 @dataclass(frozen=True)
-class Delivery:
-    id: int
-    code: str
-    delivered_at: datetime
-
-
-@dataclass(frozen=True)
-class Failure:
-    id: int
-    code: str
-    started_at: datetime
-    attempt: int
-    http_status: int | None
-    error: str | None
-
-
-@dataclass(frozen=True)
 class Status:
     now: datetime
     total: int
@@ -65,8 +49,8 @@ class Status:
     pending: int
     due: int
     oldest_pending: PendingPayment | None
-    last_delivery: Delivery | None
-    last_failure: Failure | None
+    last_delivery: LastDelivery | None
+    last_failure: LastFailure | None
     webhook_url: str | None
 
     @property
@@ -91,9 +75,9 @@ async def collect(connection: asyncpg.Connection, settings: Settings) -> Status:
             total_exact=total_exact,
             pending=counted.pending,
             due=counted.due,
-            oldest_pending=PendingPayment(**oldest[0]) if oldest else None,
-            last_delivery=None if delivery is None else Delivery(**delivery),
-            last_failure=None if failure is None else Failure(**failure),
+            oldest_pending=oldest[0] if oldest else None,
+            last_delivery=delivery,
+            last_failure=failure,
             webhook_url=settings.webhook.url,
         )
 
@@ -129,7 +113,7 @@ def _oldest(status: Status) -> str:
     if row is None:
         return "none: every payment is delivered"
     return (
-        f"txn_id {row.code} (prv_txn {row.id}), stored {output.when(row.created_at)}"
+        f"txn_id {row.txn_id} (prv_txn {row.prv_txn}), stored {output.when(row.created_at)}"
         f" UTC, {output.ago(row.created_at, status.now)}; {row.attempts} attempt(s)"
     )
 
@@ -139,7 +123,7 @@ def _delivery(status: Status) -> str:
     if row is None:
         return "none yet"
     return (
-        f"txn_id {row.code} (prv_txn {row.id}) at {output.when(row.delivered_at)} UTC,"
+        f"txn_id {row.txn_id} (prv_txn {row.prv_txn}) at {output.when(row.delivered_at)} UTC,"
         f" {output.ago(row.delivered_at, status.now)}"
     )
 
@@ -149,13 +133,13 @@ def _failure(status: Status) -> str:
     if row is None:
         return "none recorded"
     return (
-        f"txn_id {row.code} (prv_txn {row.id}) at {output.when(row.started_at)} UTC,"
+        f"txn_id {row.txn_id} (prv_txn {row.prv_txn}) at {output.when(row.started_at)} UTC,"
         f" {output.ago(row.started_at, status.now)}: {failure_text(row)}"
         f" (attempt {row.attempt})"
     )
 
 
-def failure_text(row: Failure) -> str:
+def failure_text(row: LastFailure) -> str:
     return output.one_line(row.error or f"HTTP {row.http_status}", 80)
 
 
@@ -179,8 +163,8 @@ def as_json_object(status: Status) -> dict[str, object]:
         "oldest_pending": None
         if oldest is None
         else {
-            "txn_id": oldest.code,
-            "prv_txn": oldest.id,
+            "txn_id": oldest.txn_id,
+            "prv_txn": oldest.prv_txn,
             "created_at": output.iso(oldest.created_at),
             "age_seconds": output.seconds_between(oldest.created_at, status.now),
             "attempts": oldest.attempts,
@@ -188,16 +172,16 @@ def as_json_object(status: Status) -> dict[str, object]:
         "last_delivery": None
         if delivery is None
         else {
-            "txn_id": delivery.code,
-            "prv_txn": delivery.id,
+            "txn_id": delivery.txn_id,
+            "prv_txn": delivery.prv_txn,
             "delivered_at": output.iso(delivery.delivered_at),
             "age_seconds": output.seconds_between(delivery.delivered_at, status.now),
         },
         "last_error": None
         if failure is None
         else {
-            "txn_id": failure.code,
-            "prv_txn": failure.id,
+            "txn_id": failure.txn_id,
+            "prv_txn": failure.prv_txn,
             "at": output.iso(failure.started_at),
             "age_seconds": output.seconds_between(failure.started_at, status.now),
             "attempt": failure.attempt,

@@ -42,9 +42,20 @@ async def prune_delivered(connection: Executor, days: int, batch: int = 5000) ->
             return total
 
 
-async def for_transaction(connection: Executor, transaction_id: int) -> list[asyncpg.Record]:
-    rows: list[asyncpg.Record] = await connection.fetch(SELECT_FOR_TRANSACTION, transaction_id)
-    return rows
+async def for_transaction(connection: Executor, transaction_id: int) -> list[AttemptRecord]:
+    """The payment's attempts, first to last."""
+    return [
+        AttemptRecord(
+            transaction_id=transaction_id,
+            attempt=record["attempt"],
+            started_at=record["started_at"],
+            duration_ms=record["duration_ms"],
+            http_status=record["http_status"],
+            error=record["error"],
+            response_excerpt=record["response_excerpt"],
+        )
+        for record in await connection.fetch(SELECT_FOR_TRANSACTION, transaction_id)
+    ]
 
 
 # --- operator queries ---------------------------------------------------------
@@ -61,8 +72,34 @@ LIMIT 1
 """
 
 
-async def last_failure(connection: Executor) -> asyncpg.Record | None:
-    return await connection.fetchrow(SELECT_LAST_FAILURE)
+@dataclass(frozen=True)
+class LastFailure:
+    """The latest failed attempt and its payment (``txn_id`` is the ``code`` column,
+    ``prv_txn`` the ``id``)."""
+
+    started_at: datetime
+    attempt: int
+    http_status: int | None
+    error: str | None
+    prv_txn: int
+    txn_id: str
+
+    @classmethod
+    def of(cls, record: asyncpg.Record) -> LastFailure:
+        """From the row of ``SELECT_LAST_FAILURE``."""
+        return cls(
+            started_at=record["started_at"],
+            attempt=record["attempt"],
+            http_status=record["http_status"],
+            error=record["error"],
+            prv_txn=record["id"],
+            txn_id=record["code"],
+        )
+
+
+async def last_failure(connection: Executor) -> LastFailure | None:
+    record = await connection.fetchrow(SELECT_LAST_FAILURE)
+    return None if record is None else LastFailure.of(record)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 
 from asyncpg import Record
 
@@ -57,5 +58,32 @@ WHERE id = $1
 """
 
 
-async def by_id(connection: Executor, log_id: int) -> Record | None:
-    return await connection.fetchrow(SELECT_BY_ID, log_id)
+@dataclass(frozen=True)
+class LoggedRow:
+    """One stored request; ``headers`` is the JSON text as stored."""
+
+    id: int
+    ip: str | None
+    url: str
+    method: str
+    headers: str
+    body: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, record: Record) -> LoggedRow:
+        """From the row of ``SELECT_BY_ID``."""
+        return cls(
+            id=record["id"],
+            ip=record["ip"],
+            url=record["url"],
+            method=record["method"],
+            headers=record["headers"],
+            body=record["body"],
+            created_at=record["created_at"],
+        )
+
+
+async def by_id(connection: Executor, log_id: int) -> LoggedRow | None:
+    record = await connection.fetchrow(SELECT_BY_ID, log_id)
+    return None if record is None else LoggedRow.of(record)

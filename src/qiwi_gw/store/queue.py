@@ -226,9 +226,30 @@ async def release_held(connection: Executor, batch: int) -> int:
     return affected_rows(await connection.execute(RELEASE_HELD, batch))
 
 
-async def lock_for_resend(connection: Executor, codes: Sequence[str]) -> list[Record]:
+@dataclass(frozen=True)
+class ResendRow:
+    """A row locked for resending (``txn_id`` is the ``code`` column, ``prv_txn`` the
+    ``id``); ``in_flight`` while its claim is live."""
+
+    prv_txn: int
+    txn_id: str
+    status: int
+    in_flight: bool
+
+    @classmethod
+    def of(cls, record: Record) -> ResendRow:
+        """From a row of ``LOCK_FOR_RESEND``."""
+        return cls(
+            prv_txn=record["id"],
+            txn_id=record["code"],
+            status=record["status"],
+            in_flight=record["in_flight"],
+        )
+
+
+async def lock_for_resend(connection: Executor, codes: Sequence[str]) -> list[ResendRow]:
     """Call inside a transaction: the rows stay locked until it ends."""
-    return await connection.fetch(LOCK_FOR_RESEND, list(codes))
+    return [ResendRow.of(record) for record in await connection.fetch(LOCK_FOR_RESEND, list(codes))]
 
 
 async def make_due(connection: Executor, ids: Sequence[int]) -> None:

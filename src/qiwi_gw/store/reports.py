@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 from asyncpg import Record
 
@@ -88,16 +89,119 @@ async def count_pending(connection: Executor) -> PendingCount:
     return PendingCount(now=row["now"], pending=row["pending"], due=row["due"])
 
 
-async def oldest_pending(connection: Executor, limit: int) -> list[Record]:
-    return await connection.fetch(SELECT_PENDING, limit)
+# The rows below name a payment as QIWI and the operator do: ``txn_id`` is the
+# ``code`` column (QIWI's id), ``prv_txn`` the ``id`` column (ours, sent back to
+# QIWI). Each is built from its statement's record in one place, its ``of``.
 
 
-async def last_delivery(connection: Executor) -> Record | None:
-    return await connection.fetchrow(SELECT_LAST_DELIVERY)
+@dataclass(frozen=True)
+class PendingPayment:
+    """One undelivered payment, as ``pending`` (CLI and console) shows it."""
+
+    prv_txn: int
+    txn_id: str
+    account: str
+    sum: Decimal
+    created_at: datetime
+    attempts: int
+    next_attempt_at: datetime | None
+    last_attempt_at: datetime | None
+    last_error: str | None
+    in_flight: bool
+
+    @classmethod
+    def of(cls, record: Record) -> PendingPayment:
+        """From a row of ``SELECT_PENDING``."""
+        return cls(
+            prv_txn=record["id"],
+            txn_id=record["code"],
+            account=record["account"],
+            sum=record["sum"],
+            created_at=record["created_at"],
+            attempts=record["attempts"],
+            next_attempt_at=record["next_attempt_at"],
+            last_attempt_at=record["last_attempt_at"],
+            last_error=record["last_error"],
+            in_flight=record["in_flight"],
+        )
 
 
-async def by_code(connection: Executor, code: str) -> Record | None:
-    return await connection.fetchrow(SELECT_BY_CODE, code)
+@dataclass(frozen=True)
+class LastDelivery:
+    prv_txn: int
+    txn_id: str
+    delivered_at: datetime
+
+    @classmethod
+    def of(cls, record: Record) -> LastDelivery:
+        """From the row of ``SELECT_LAST_DELIVERY``."""
+        return cls(prv_txn=record["id"], txn_id=record["code"], delivered_at=record["delivered_at"])
+
+
+@dataclass(frozen=True)
+class PaymentDetail:
+    """Every column of one ``qiwi_transaction`` row, and whether it is being sent now."""
+
+    prv_txn: int
+    txn_id: str
+    account: str
+    sum: Decimal
+    status: int
+    txn_date: datetime
+    created_at: datetime
+    attempts: int
+    next_attempt_at: datetime | None
+    last_attempt_at: datetime | None
+    last_error: str | None
+    delivered_at: datetime | None
+    in_flight: bool
+    ccy: str | None
+    prv_id: str | None
+    extra: str
+    http_log_id: int | None
+    updated_at: datetime
+    locked_until: datetime | None
+    locked_by: str | None
+
+    @classmethod
+    def of(cls, record: Record) -> PaymentDetail:
+        """From the row of ``SELECT_BY_CODE``."""
+        return cls(
+            prv_txn=record["id"],
+            txn_id=record["code"],
+            account=record["account"],
+            sum=record["sum"],
+            status=record["status"],
+            txn_date=record["txn_date"],
+            created_at=record["created_at"],
+            attempts=record["attempts"],
+            next_attempt_at=record["next_attempt_at"],
+            last_attempt_at=record["last_attempt_at"],
+            last_error=record["last_error"],
+            delivered_at=record["delivered_at"],
+            in_flight=record["in_flight"],
+            ccy=record["ccy"],
+            prv_id=record["prv_id"],
+            extra=record["extra"],
+            http_log_id=record["http_log_id"],
+            updated_at=record["updated_at"],
+            locked_until=record["locked_until"],
+            locked_by=record["locked_by"],
+        )
+
+
+async def oldest_pending(connection: Executor, limit: int) -> list[PendingPayment]:
+    return [PendingPayment.of(record) for record in await connection.fetch(SELECT_PENDING, limit)]
+
+
+async def last_delivery(connection: Executor) -> LastDelivery | None:
+    record = await connection.fetchrow(SELECT_LAST_DELIVERY)
+    return None if record is None else LastDelivery.of(record)
+
+
+async def by_code(connection: Executor, code: str) -> PaymentDetail | None:
+    record = await connection.fetchrow(SELECT_BY_CODE, code)
+    return None if record is None else PaymentDetail.of(record)
 
 
 # --- console queries ----------------------------------------------------------
@@ -150,6 +254,37 @@ _ORDER = {
 
 
 @dataclass(frozen=True)
+class FoundPayment:
+    """One row of the console's search (``SEARCH_COLUMNS``)."""
+
+    prv_txn: int
+    txn_id: str
+    account: str
+    sum: Decimal
+    status: int
+    txn_date: datetime
+    created_at: datetime
+    attempts: int
+    delivered_at: datetime | None
+    last_error: str | None
+
+    @classmethod
+    def of(cls, record: Record) -> FoundPayment:
+        return cls(
+            prv_txn=record["id"],
+            txn_id=record["code"],
+            account=record["account"],
+            sum=record["sum"],
+            status=record["status"],
+            txn_date=record["txn_date"],
+            created_at=record["created_at"],
+            attempts=record["attempts"],
+            delivered_at=record["delivered_at"],
+            last_error=record["last_error"],
+        )
+
+
+@dataclass(frozen=True)
 class Search:
     """What the console's payment search filters on; None is "any"."""
 
@@ -175,7 +310,7 @@ async def search(
     limit: int,
     older_than: int | None = None,
     newer_than: int | None = None,
-) -> list[Record]:
+) -> list[FoundPayment]:
     """Up to ``limit`` payments matching ``criteria``, newest first (``Search.order``):
     the newest, those just older than the row with id ``older_than``, or those just
     newer than the row with id ``newer_than``."""
@@ -206,7 +341,7 @@ async def search(
         f"SELECT {SEARCH_COLUMNS} FROM qiwi_transaction WHERE {where}"
         f" ORDER BY {_ORDER[criteria.order, direction]} LIMIT ${len(args)}"
     )
-    rows = await connection.fetch(statement, *args)
+    rows = [FoundPayment.of(record) for record in await connection.fetch(statement, *args)]
     return rows[::-1] if newer_than is not None else rows
 
 
@@ -233,11 +368,36 @@ GROUP BY 1
 """
 
 
-async def stored_per_minute(connection: Executor, since: datetime) -> list[Record]:
+@dataclass(frozen=True)
+class StoredMinute:
+    minute: datetime
+    stored: int
+
+
+@dataclass(frozen=True)
+class DeliveredMinute:
+    minute: datetime
+    delivered: int
+    lag_avg: float
+    lag_max: float
+
+
+async def stored_per_minute(connection: Executor, since: datetime) -> list[StoredMinute]:
     """``since`` is a naive UTC timestamp, like ``created_at``."""
-    return await connection.fetch(STORED_PER_MINUTE, since)
+    return [
+        StoredMinute(minute=record["minute"], stored=record["stored"])
+        for record in await connection.fetch(STORED_PER_MINUTE, since)
+    ]
 
 
-async def delivered_per_minute(connection: Executor, since: datetime) -> list[Record]:
+async def delivered_per_minute(connection: Executor, since: datetime) -> list[DeliveredMinute]:
     """``since`` is a naive UTC timestamp; minutes come back naive UTC too."""
-    return await connection.fetch(DELIVERED_PER_MINUTE, since)
+    return [
+        DeliveredMinute(
+            minute=record["minute"],
+            delivered=record["delivered"],
+            lag_avg=record["lag_avg"],
+            lag_max=record["lag_max"],
+        )
+        for record in await connection.fetch(DELIVERED_PER_MINUTE, since)
+    ]
