@@ -25,8 +25,8 @@ import io
 import json
 import sys
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
-from datetime import date, datetime
+from contextlib import aclosing
+from datetime import date
 from decimal import Decimal
 from functools import partial
 
@@ -38,6 +38,7 @@ from qiwi_gw.ops.common import BadArgumentError, Job
 from qiwi_gw.ops.registry import EXPORT_COLUMNS, quoted, standard_line, standard_total
 from qiwi_gw.settings import Settings
 from qiwi_gw.store import registry as store
+from qiwi_gw.store.registry import RegistryPayment
 
 COLUMNS = EXPORT_COLUMNS
 FORMATS = ("csv", "json", "qiwi")
@@ -77,52 +78,45 @@ def prepare(args: argparse.Namespace) -> Job:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class ExportRow:
-    code: str
-    id: int
-    account: str
-    sum: Decimal
-    txn_date: datetime
-    created_at: datetime
-    status: int
+def cells(row: RegistryPayment) -> list[str | int]:
+    """The CSV row, in the order of ``COLUMNS``."""
+    return [
+        quoted(row.txn_id),
+        row.prv_txn,
+        quoted(row.account),
+        output.money(row.sum),
+        output.local(row.qiwi_time),
+        output.when(row.created_at),
+        row.status,
+    ]
 
-    def cells(self) -> list[str | int]:
-        """The CSV row, in the order of ``COLUMNS``."""
-        return [
-            quoted(self.code),
-            self.id,
-            quoted(self.account),
-            output.money(self.sum),
-            output.local(self.txn_date),
-            output.when(self.created_at),
-            self.status,
-        ]
 
-    def as_json_object(self) -> dict[str, object]:
-        return {
-            "txn_id": self.code,
-            "prv_txn": self.id,
-            "account": self.account,
-            "sum": output.money(self.sum),
-            "txn_date": output.iso_local(self.txn_date),
-            "created_at": output.iso(self.created_at),
-            "status": self.status,
-        }
+def as_json_object(row: RegistryPayment) -> dict[str, object]:
+    return {
+        "txn_id": row.txn_id,
+        "prv_txn": row.prv_txn,
+        "account": row.account,
+        "sum": output.money(row.sum),
+        "txn_date": output.iso_local(row.qiwi_time),
+        "created_at": output.iso(row.created_at),
+        "status": row.status,
+    }
 
 
 async def rows(
     connection: asyncpg.Connection, first: date, last: date
-) -> AsyncGenerator[ExportRow]:
+) -> AsyncGenerator[RegistryPayment]:
     """The payments of the days ``first`` to ``last``, streamed from one snapshot.
 
     Close it (``contextlib.aclosing``) when stopping early, so its transaction ends.
     """
     # A cursor lives in a transaction; REPEATABLE READ makes the export one snapshot.
-    async with connection.transaction(isolation="repeatable_read", readonly=True):
-        cursor = store.registry_cursor(connection, store.Days(first, last), PREFETCH)
-        async for record in cursor:
-            yield ExportRow(*record)
+    async with (
+        connection.transaction(isolation="repeatable_read", readonly=True),
+        aclosing(store.registry_rows(connection, store.Days(first, last), PREFETCH)) as found,
+    ):
+        async for row in found:
+            yield row
 
 
 async def run(
@@ -146,12 +140,14 @@ async def run(
         writer.writerow(COLUMNS)
     async for row in rows(connection, first, last):
         if as_json:
-            item = json.dumps(row.as_json_object(), ensure_ascii=False)
+            item = json.dumps(as_json_object(row), ensure_ascii=False)
             chunk.write(("\n  " if count == 0 else ",\n  ") + item)
         elif layout == "qiwi":
-            chunk.write(standard_line(row.code, row.txn_date, row.account, output.money(row.sum)))
+            chunk.write(
+                standard_line(row.txn_id, row.qiwi_time, row.account, output.money(row.sum))
+            )
         else:
-            writer.writerow(row.cells())
+            writer.writerow(cells(row))
         count += 1
         total += row.sum
         if count % PREFETCH == 0:

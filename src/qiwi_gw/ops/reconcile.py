@@ -28,7 +28,6 @@ from qiwi_gw.ops.reconciliation import (
     ROWS,
     Found,
     Mismatch,
-    OurPayment,
     Period,
     Reconciliation,
     Repeat,
@@ -37,6 +36,7 @@ from qiwi_gw.ops.reconciliation import (
 from qiwi_gw.ops.registry import RegistryRow, Scan, TotalCheck
 from qiwi_gw.ops.registry_fields import COMMA, POINT, printable
 from qiwi_gw.settings import Settings
+from qiwi_gw.store.registry import RegistryPayment
 
 T = TypeVar("T")
 
@@ -349,7 +349,7 @@ def _their_row(row: RegistryRow) -> dict[str, object]:
     }
 
 
-def _our_payment(ours: OurPayment) -> dict[str, object]:
+def _our_payment(ours: RegistryPayment) -> dict[str, object]:
     return {
         "txn_id": ours.txn_id,
         "prv_txn": ours.prv_txn,

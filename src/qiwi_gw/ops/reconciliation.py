@@ -51,7 +51,7 @@ from qiwi_gw.ops.common import BadArgumentError
 from qiwi_gw.ops.registry import Layout, RegistryRow, RowStream, Scan, Source, TotalCheck
 from qiwi_gw.ops.registry_fields import SUMS, DayReader, whole_kopecks
 from qiwi_gw.store import registry as store
-from qiwi_gw.store.registry import Days
+from qiwi_gw.store.registry import Days, RegistryPayment
 
 T = TypeVar("T")
 
@@ -89,36 +89,9 @@ class Period:
 
 
 @dataclass(frozen=True)
-class OurPayment:
-    """A row of ``qiwi_transaction`` as reconciliation shows it."""
-
-    txn_id: str
-    prv_txn: int
-    account: str
-    sum: Decimal
-    qiwi_time: datetime  # txn_date; created_at in Moscow time for the original image's rows
-    status: int
-
-    @classmethod
-    def of(cls, record: asyncpg.Record) -> OurPayment:
-        return cls(
-            txn_id=record["code"],
-            prv_txn=record["id"],
-            account=record["account"],
-            sum=record["sum"],
-            qiwi_time=record["qiwi_time"],
-            status=record["status"],
-        )
-
-    @property
-    def sum_text(self) -> str:
-        return str(self.sum)  # numeric(17,2): exactly as stored
-
-
-@dataclass(frozen=True)
 class Mismatch:
     theirs: RegistryRow
-    ours: OurPayment
+    ours: RegistryPayment
 
 
 @dataclass(frozen=True)
@@ -127,7 +100,7 @@ class Repeat:
 
     txn_id: str
     rows: tuple[RegistryRow, ...]  # the first REPEAT_LINES_SHOWN lines listing it
-    ours: OurPayment | None
+    ours: RegistryPayment | None
     listed: int  # every line listing it
     same_sums: bool  # on every line
 
@@ -190,7 +163,7 @@ class Reconciliation:
     ours: int  # our payments in the period
     our_amount: Decimal
     missing_ours: Found[RegistryRow]
-    missing_theirs: Found[OurPayment]
+    missing_theirs: Found[RegistryPayment]
     different_sums: Found[Mismatch]
     different_accounts: Found[Mismatch]
     repeated: Found[Repeat]
@@ -294,8 +267,8 @@ async def compare(
         skipped=first.skipped,
         outside_period=state.outside,
         near_edge=state.near_edge,
-        ours=summary["count"],
-        our_amount=summary["sum"],
+        ours=summary.count,
+        our_amount=summary.sum,
         missing_ours=state.missing_ours,
         missing_theirs=missing_theirs,
         different_sums=state.different_sums,
@@ -409,7 +382,7 @@ def _near_edge(period: Period, row: RegistryRow, times: DayReader) -> bool:
 
 async def _missing_theirs(
     connection: asyncpg.Connection, days: Days, matched_ids: array[int]
-) -> Found[OurPayment]:
+) -> Found[RegistryPayment]:
     """Our payments of ``days`` the file does not list, the first ``SHOWN`` by QIWI's time."""
     matched = array("q", sorted(matched_ids))
     missing = array("q")
@@ -419,10 +392,9 @@ async def _missing_theirs(
             index = bisect_left(matched, our_id)
             if index == len(matched) or matched[index] != our_id:
                 missing.append(our_id)
-    found: Found[OurPayment] = Found(count=len(missing))
+    found: Found[RegistryPayment] = Found(count=len(missing))
     if missing:
-        records = await store.registry_by_ids(connection, missing, found.limit)
-        found.items = [OurPayment.of(record) for record in records]
+        found.items = await store.registry_by_ids(connection, missing, found.limit)
     return found
 
 
@@ -483,13 +455,14 @@ class _Group:
         if len(self.rows) < REPEAT_LINES_SHOWN:
             self.rows.append(row)
 
-    def repeat(self, ours: OurPayment | None) -> Repeat:
+    def repeat(self, ours: RegistryPayment | None) -> Repeat:
         return Repeat(self.rows[0].txn_id, tuple(self.rows), ours, self.listed, self.same_sums)
 
 
-async def _ours_by_codes(connection: asyncpg.Connection, codes: list[str]) -> dict[str, OurPayment]:
-    records = await store.registry_by_codes(connection, codes)
-    return {record["code"]: OurPayment.of(record) for record in records}
+async def _ours_by_codes(
+    connection: asyncpg.Connection, codes: list[str]
+) -> dict[str, RegistryPayment]:
+    return {ours.txn_id: ours for ours in await store.registry_by_codes(connection, codes)}
 
 
 async def _read_ahead(

@@ -14,18 +14,20 @@ temporary tables included.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from asyncpg import Connection, Record
-from asyncpg.cursor import Cursor, CursorFactory
+from asyncpg.cursor import Cursor
 
 from qiwi_gw.db import Executor
 
 QIWI_ZONE = ZoneInfo("Europe/Moscow")
 
+# RegistryPayment reads these by position: keep its fields in this order.
 _COLUMNS = "code, id, account, sum, {qiwi_time} AS qiwi_time, created_at, status"
 # The payment's time on QIWI's clock ({zone} is the parameter holding QIWI's zone).
 _QIWI_TIME = """CASE WHEN txn_date = created_at
@@ -117,31 +119,72 @@ def _as_utc(moscow: datetime) -> datetime:
         return datetime.min if moscow.year == 1 else datetime.max
 
 
-def registry_cursor(connection: Connection, days: Days, prefetch: int) -> CursorFactory[Record]:
-    """Payments of ``days`` in QIWI's time order; iterate inside a transaction."""
-    return connection.cursor(SELECT_REGISTRY, *days.bounds(), QIWI_ZONE.key, prefetch=prefetch)
+@dataclass(frozen=True, slots=True)
+class RegistryPayment:
+    """A payment as the registry lists it: ``txn_id`` is the ``code`` column, ``prv_txn``
+    the ``id``; ``qiwi_time`` is its time on QIWI's clock (see the module's note)."""
+
+    txn_id: str
+    prv_txn: int
+    account: str
+    sum: Decimal
+    qiwi_time: datetime
+    created_at: datetime
+    status: int
+
+    @classmethod
+    def of(cls, record: Record) -> RegistryPayment:
+        """From a row of ``_COLUMNS``, by position: an export reads a million of them."""
+        return cls(*record)
+
+    @property
+    def sum_text(self) -> str:
+        return str(self.sum)  # numeric(17,2): exactly as stored
+
+
+@dataclass(frozen=True)
+class PeriodSummary:
+    count: int
+    sum: Decimal
+
+
+async def registry_rows(
+    connection: Connection, days: Days, prefetch: int
+) -> AsyncGenerator[RegistryPayment]:
+    """Payments of ``days`` in QIWI's time order, from a cursor; iterate inside a
+    transaction, and close it (``contextlib.aclosing``) when stopping early."""
+    cursor = connection.cursor(SELECT_REGISTRY, *days.bounds(), QIWI_ZONE.key, prefetch=prefetch)
+    async for record in cursor:
+        yield RegistryPayment.of(record)
 
 
 async def period_ids(connection: Connection, days: Days) -> Cursor[Record]:
-    """A cursor over the ids of the payments of ``days``; call inside a transaction
-    and ``fetch`` from it in batches."""
+    """A cursor over the ids (``prv_txn``) of the payments of ``days``, one-column
+    records; call inside a transaction and ``fetch`` from it in batches."""
     return await connection.cursor(PERIOD_IDS, *days.bounds())
 
 
-async def period_summary(connection: Executor, days: Days) -> Record:
-    """``count`` and ``sum`` of the payments of ``days``."""
+async def period_summary(connection: Executor, days: Days) -> PeriodSummary:
+    """How many payments ``days`` have, and their sum."""
     row = await connection.fetchrow(PERIOD_SUMMARY, *days.bounds())
     assert row is not None
-    return row
+    return PeriodSummary(count=row["count"], sum=row["sum"])
 
 
 async def lookup_by_codes(connection: Executor, codes: Sequence[str]) -> list[Record]:
+    """``(n, prv_txn, sum text, account)`` records, read by position. Left raw on
+    purpose: reconcile looks up every line of a million-line registry here, and a
+    dataclass a hit would cost it seconds."""
     return await connection.fetch(LOOKUP_BY_CODES, codes)
 
 
-async def registry_by_codes(connection: Executor, codes: Sequence[str]) -> list[Record]:
-    return await connection.fetch(SELECT_REGISTRY_BY_CODES, list(codes), QIWI_ZONE.key)
+async def registry_by_codes(connection: Executor, codes: Sequence[str]) -> list[RegistryPayment]:
+    records = await connection.fetch(SELECT_REGISTRY_BY_CODES, list(codes), QIWI_ZONE.key)
+    return [RegistryPayment.of(record) for record in records]
 
 
-async def registry_by_ids(connection: Executor, ids: Sequence[int], limit: int) -> list[Record]:
-    return await connection.fetch(SELECT_REGISTRY_BY_IDS, ids, QIWI_ZONE.key, limit)
+async def registry_by_ids(
+    connection: Executor, ids: Sequence[int], limit: int
+) -> list[RegistryPayment]:
+    records = await connection.fetch(SELECT_REGISTRY_BY_IDS, ids, QIWI_ZONE.key, limit)
+    return [RegistryPayment.of(record) for record in records]
