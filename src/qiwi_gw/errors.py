@@ -40,3 +40,11 @@ def describe(exc: BaseException) -> str:
     Driver errors do not carry connection strings, so no password leaks through here.
     """
     return f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+
+
+def first_line(exc: BaseException) -> str:
+    """The error's own words on one line, without its type: its first non-blank line
+    with runs of whitespace made one space, or its type's name when it has no words.
+    For a message that quotes the server (libpq's), where the type adds nothing."""
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    return " ".join(lines[0].split()) if lines else type(exc).__name__

@@ -27,7 +27,7 @@ import psycopg
 from psycopg import errors, sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from qiwi_gw.errors import ConfigError
+from qiwi_gw.errors import ConfigError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -192,9 +192,7 @@ def connection_problem(exc: BaseException, dsn: str) -> str:
     """Why a connection to ``dsn`` failed, in one line: the server's or the network's own
     words (password authentication failed, host unknown, connection refused), with any
     trace of the password removed."""
-    lines = [line for line in str(exc).splitlines() if line.strip()]
-    text = " ".join(lines[0].split()) if lines else type(exc).__name__
-    return masked(text.removeprefix("connection failed: "), dsn)
+    return masked(first_line(exc).removeprefix("connection failed: "), dsn)
 
 
 def masked(text: str, dsn: str) -> str:
