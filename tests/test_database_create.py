@@ -438,3 +438,31 @@ def test_a_role_confined_to_template1_creates_the_database_while_template1_is_bu
         )
     assert applied == migrations.expected_ids()
     assert made == [(True,)]
+
+
+@pytest.mark.timeout(180)
+def test_a_role_confined_to_template1_copies_it_where_template0_differs() -> None:
+    """template0 is copied instead of template1 only where the two encode and sort text
+    alike: here template1 was remade as SQL_ASCII with the C locale (template0 is UTF8),
+    and the database made from template1 has template1's encoding and locale."""
+    with cluster() as own:
+        primary = own.primary()
+        for statement in (
+            "UPDATE pg_database SET datistemplate = false WHERE datname = 'template1'",
+            "DROP DATABASE template1",
+            "CREATE DATABASE template1 TEMPLATE template0 ENCODING 'SQL_ASCII'"
+            " LC_COLLATE 'C' LC_CTYPE 'C' IS_TEMPLATE true",
+            "CREATE ROLE creator LOGIN CREATEDB",
+            "REVOKE CONNECT ON DATABASE postgres FROM PUBLIC",
+        ):
+            execute(primary.dsn(), statement)
+        created = provision.create_if_missing(with_user(primary.dsn("qiwi_legacy"), "creator"))
+        made = execute(
+            primary.dsn(),
+            "SELECT pg_encoding_to_char(d.encoding), d.datcollate, d.datctype,"
+            " d.datlocprovider = t.datlocprovider"
+            " FROM pg_database d, pg_database t"
+            " WHERE d.datname = 'qiwi_legacy' AND t.datname = 'template1'",
+        )
+    assert created is True
+    assert made == [("SQL_ASCII", "C", "C", True)]

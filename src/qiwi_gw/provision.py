@@ -152,6 +152,29 @@ def create(connection: psycopg.Connection[tuple[object, ...]], database: str) ->
     return True
 
 
+# The columns of pg_database that decide how a database encodes and sorts text, under
+# every supported PostgreSQL's names (the ICU ones came in 15, renamed in 17); those
+# a server lacks are absent from both sides.
+_LOCALE_COLUMNS = [
+    "encoding",
+    "datcollate",
+    "datctype",
+    "datlocprovider",
+    "daticulocale",
+    "daticurules",
+    "datlocale",
+]
+_TEMPLATES_ALIKE = """
+SELECT t0.datistemplate
+       AND (SELECT jsonb_object_agg(key, value) FROM jsonb_each(to_jsonb(t0))
+            WHERE key = ANY(%(columns)s))
+         = (SELECT jsonb_object_agg(key, value) FROM jsonb_each(to_jsonb(t1))
+            WHERE key = ANY(%(columns)s))
+FROM pg_database t0, pg_database t1
+WHERE t0.datname = 'template0' AND t1.datname = 'template1'
+"""
+
+
 def _create_statement(
     connection: psycopg.Connection[tuple[object, ...]], name: sql.Identifier
 ) -> sql.Composed:
@@ -159,20 +182,15 @@ def _create_statement(
     unless this session is itself on template1: then every replica starting together is
     there too, each one's session makes the others' copy of template1 wait PostgreSQL's
     5 s and fail, and they can keep colliding. template0 takes no sessions, so copying it
-    cannot be blocked; template1's encoding and locale are given so the database is the
-    same but for objects an administrator added to template1, which the gateway never
-    uses."""
-    if connection.info.dbname != "template1":
-        return sql.SQL("CREATE DATABASE {}").format(name)
-    row = connection.execute(
-        "SELECT pg_encoding_to_char(encoding), datcollate, datctype"
-        " FROM pg_database WHERE datname = 'template1'"
-    ).fetchone()
-    assert row is not None
-    encoding, collate, ctype = row
-    return sql.SQL(
-        "CREATE DATABASE {} TEMPLATE template0 ENCODING {} LC_COLLATE {} LC_CTYPE {}"
-    ).format(name, sql.Literal(encoding), sql.Literal(collate), sql.Literal(ctype))
+    cannot be blocked; it is copied only where its encoding and locale (provider
+    included) are template1's, so the database differs only by objects an administrator
+    added to template1, which the gateway never uses. Elsewhere template1 is copied and
+    a collision is tried again."""
+    if connection.info.dbname == "template1":
+        alike = connection.execute(_TEMPLATES_ALIKE, {"columns": _LOCALE_COLUMNS}).fetchone()
+        if alike is not None and alike[0] is True:
+            return sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(name)
+    return sql.SQL("CREATE DATABASE {}").format(name)
 
 
 def _maintenance_connection(dsn: str) -> psycopg.Connection[tuple[object, ...]]:
