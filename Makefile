@@ -32,7 +32,7 @@ test: $(STAMP) system-deps
 chaos: $(STAMP) system-deps
 	rm -f .chaos-results.jsonl
 	CHAOS_FULL=1 CHAOS_REPORT=$(CURDIR)/.chaos-results.jsonl $(BIN)/pytest -m chaos -s $(ARGS)
-	$(BIN)/python -m tests.chaos .chaos-results.jsonl docs/reliability.md
+	$(BIN)/python -m tests.support.chaos .chaos-results.jsonl docs/reliability.md
 
 ## PgBouncer for its chaos scenario and Chromium for the console's browser test, from
 ## Debian's packages when this is a root Debian machine (CI is); elsewhere those tests
@@ -77,7 +77,7 @@ $(PROMTOOL): | $(STAMP)
 	  install -m 0755 root/usr/bin/promtool "$(CURDIR)/$@"
 	@$@ --version 2>&1 | head -n 1
 
-## build the image with podman and run its file system as its USER (tests/image_check.py);
+## build the image with podman and run its file system as its USER (tests/support/image_check.py);
 ## installs podman and debootstrap on a root Debian machine, skips in one line elsewhere
 image-check: $(STAMP)
 	@{ command -v podman >/dev/null && command -v debootstrap >/dev/null; } || \
@@ -86,7 +86,7 @@ image-check: $(STAMP)
 	  { apt-get update -q >/dev/null 2>&1 && \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q podman debootstrap >/dev/null 2>&1; } || \
 	  true  # the check itself says in one line why it cannot run
-	$(BIN)/python -m tests.image_check
+	$(BIN)/python -m tests.support.image_check
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix src tests bench docker

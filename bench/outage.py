@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -28,7 +27,10 @@ from typing import Any
 import aiohttp
 import asyncpg
 from aiohttp import web
-from tests.test_delivery_policy import Backend, commits, gateway, pay, running
+from tests.support.backend import CodeBackend, running
+from tests.support.database import commits, own_database
+from tests.support.gateway import default_gateway
+from tests.support.qiwi import pay
 
 from qiwi_gw import migrations
 
@@ -37,30 +39,22 @@ CAP = 30.0
 
 @asynccontextmanager
 async def fresh_database(server_dsn: str) -> AsyncIterator[str]:
-    name = f"qiwi_gw_outage_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(server_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    dsn = server_dsn.rsplit("/", 1)[0] + "/" + name
-    migrations.apply(dsn, "public")
-    try:
+    """A migrated database of the scenario's own."""
+    with own_database(server_dsn, None) as dsn:
+        migrations.apply(dsn, "public")
         yield dsn
-    finally:
-        admin = await asyncpg.connect(server_dsn)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 async def idle_outage_commits(server_dsn: str) -> int:
     async def unavailable(_code: str) -> web.StreamResponse:
         return web.Response(status=503)
 
-    backend = Backend(answer=unavailable)
-    async with fresh_database(server_dsn) as dsn, running(backend), gateway(dsn, backend) as gw:
+    backend = CodeBackend(answer=unavailable)
+    async with (
+        fresh_database(server_dsn) as dsn,
+        running(backend),
+        default_gateway(dsn, backend) as gw,
+    ):
         async with aiohttp.ClientSession() as session:
             await pay(session, gw.base, "1")
         await backend.wait_for(lambda: backend.attempts("1") >= 1, within=30)
@@ -76,8 +70,12 @@ async def rejected_attempts(server_dsn: str) -> int:
     async def reject_one(code: str) -> web.StreamResponse:
         return web.Response(status=422) if code == "999999" else web.Response(text="ok")
 
-    backend = Backend(answer=reject_one)
-    async with fresh_database(server_dsn) as dsn, running(backend), gateway(dsn, backend) as gw:
+    backend = CodeBackend(answer=reject_one)
+    async with (
+        fresh_database(server_dsn) as dsn,
+        running(backend),
+        default_gateway(dsn, backend) as gw,
+    ):
         async with aiohttp.ClientSession() as session:
             await pay(session, gw.base, "999999")
             deadline = time.monotonic() + 12
@@ -93,12 +91,12 @@ async def good_after_rejections(server_dsn: str) -> float:
     async def reject_bad(code: str) -> web.StreamResponse:
         return web.Response(status=422) if int(code) >= 900 else web.Response(text="ok")
 
-    backend = Backend(answer=reject_bad)
+    backend = CodeBackend(answer=reject_bad)
     env = {"QIWI_WEBHOOK_CONCURRENCY": "2", "QIWI_WEBHOOK_RETRY_MAX": "8"}
     async with (
         fresh_database(server_dsn) as dsn,
         running(backend),
-        gateway(dsn, backend, **env) as gw,
+        default_gateway(dsn, backend, **env) as gw,
         aiohttp.ClientSession() as session,
     ):
         for n in range(12):
@@ -118,12 +116,12 @@ async def recovery(server_dsn: str, held: int) -> dict[str, Any]:
     async def down_until_up(_code: str) -> web.StreamResponse:
         return web.Response(text="ok") if up.is_set() else web.Response(status=503)
 
-    backend = Backend(answer=down_until_up)
+    backend = CodeBackend(answer=down_until_up)
     env = {"QIWI_WEBHOOK_RETRY_MIN": "0.2", "QIWI_WEBHOOK_RETRY_MAX": "1"}
     async with (
         fresh_database(server_dsn) as dsn,
         running(backend),
-        gateway(dsn, backend, **env) as gw,
+        default_gateway(dsn, backend, **env) as gw,
     ):
         async with aiohttp.ClientSession() as session:
             for txn in ("1", "2", "3", "4"):

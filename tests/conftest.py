@@ -1,4 +1,4 @@
-"""Shared fixtures: a real PostgreSQL, a migrated template, a fresh database per test.
+"""Fixtures every test folder reaches; what they start lives in ``tests.support``.
 
 The server is ``TEST_DATABASE_URL`` when set, else an embedded one (pgserver) in a
 temporary directory, so the suite needs nothing installed beyond the project.
@@ -6,106 +6,53 @@ temporary directory, so the suite needs nothing installed beyond the project.
 
 from __future__ import annotations
 
-import os
-import secrets
-import tempfile
-import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-import aiohttp
-import psycopg
+import asyncpg
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient
-from psycopg import sql
 
-from qiwi_gw import migrations
-from qiwi_gw.app import create_app
-from qiwi_gw.settings import Settings
+from tests.support.app import ClientFactory, Switch, client_factory
+from tests.support.app import database_switch as switch_of
+from tests.support.database import (
+    create_database,
+    drop_database,
+    migrated_template,
+    own_database,
+    postgres_server,
+    with_database,
+)
 
-ClientFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
-
-
-def with_database(dsn: str, name: str) -> str:
-    parts = urlsplit(dsn)
-    return urlunsplit(parts._replace(path=f"/{name}"))
+# Names some test modules still import from here; they move to tests.support with them.
+__all__ = ["ClientFactory", "create_database", "drop_database", "with_database"]
 
 
 @pytest.fixture(scope="session")
 def server_dsn() -> Iterator[str]:
-    configured = os.environ.get("TEST_DATABASE_URL")
-    if configured:
-        yield configured
-        return
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from pgserver.postgres_server import get_server
-    with tempfile.TemporaryDirectory(prefix="qiwi-gw-test-") as directory:
-        server = get_server(Path(directory) / "pgdata", cleanup_mode="delete")
-        try:
-            yield server.get_uri()
-        finally:
-            server.cleanup()
-
-
-def _admin(dsn: str) -> psycopg.Connection[Any]:
-    return psycopg.connect(dsn, autocommit=True)
+    with postgres_server("TEST_DATABASE_URL") as dsn:
+        yield dsn
 
 
 @pytest.fixture(scope="session")
 def template_database(server_dsn: str) -> Iterator[str]:
     """Migrated once; every test's database is a copy of it."""
-    name = f"qiwi_gw_tpl_{secrets.token_hex(4)}"
-    with _admin(server_dsn) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        migrations.apply(with_database(server_dsn, name), "public")
+    with migrated_template(server_dsn) as name:
         yield name
-    finally:
-        with _admin(server_dsn) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-
-
-def create_database(server_dsn: str, template: str | None) -> str:
-    name = f"qiwi_gw_t_{secrets.token_hex(6)}"
-    statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
-    if template is not None:
-        statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
-    with _admin(server_dsn) as admin:
-        admin.execute(statement)
-    return name
-
-
-def drop_database(server_dsn: str, name: str) -> None:
-    with _admin(server_dsn) as admin:
-        admin.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
 
 
 @pytest.fixture
 def database_dsn(server_dsn: str, template_database: str) -> Iterator[str]:
     """A migrated database of this test's own."""
-    name = create_database(server_dsn, template_database)
-    try:
-        yield with_database(server_dsn, name)
-    finally:
-        drop_database(server_dsn, name)
+    with own_database(server_dsn, template_database) as dsn:
+        yield dsn
 
 
 @pytest.fixture
 def empty_database_dsn(server_dsn: str) -> Iterator[str]:
     """A database with no tables, for migration tests."""
-    name = create_database(server_dsn, None)
-    try:
-        yield with_database(server_dsn, name)
-    finally:
-        drop_database(server_dsn, name)
+    with own_database(server_dsn, None) as dsn:
+        yield dsn
 
 
 @pytest.fixture
@@ -114,23 +61,12 @@ def make_client(database_dsn: str, aiohttp_client: Any) -> ClientFactory:
 
     The database is requested first so that it is dropped last, after the app's
     cleanup (which records webhook outcomes and releases claims) has run."""
-
-    async def make(
-        http_client: aiohttp.ClientSession | None = None, **env: str
-    ) -> TestClient[web.Request, web.Application]:
-        settings = Settings.from_env({"DATABASE_URL": database_dsn, **env})
-        app = create_app(settings, database_dsn, http_client=http_client)
-        client: TestClient[web.Request, web.Application] = await aiohttp_client(app)
-        return client
-
-    return make
+    return client_factory(database_dsn, aiohttp_client)
 
 
 @pytest.fixture
 async def db(database_dsn: str) -> AsyncIterator[Any]:
     """A direct connection to this test's database, for setting up and checking rows."""
-    import asyncpg
-
     connection = await asyncpg.connect(database_dsn)
     try:
         yield connection
@@ -138,24 +74,11 @@ async def db(database_dsn: str) -> AsyncIterator[Any]:
         await connection.close()
 
 
-Switch = Callable[[bool], Awaitable[None]]
-
-
 @pytest.fixture
 async def database_switch(server_dsn: str, database_dsn: str) -> AsyncIterator[Switch]:
     """Turn this test's database off (refuse and cut every connection) and on again."""
-    import asyncpg
-
-    name = urlsplit(database_dsn).path.lstrip("/")
     admin = await asyncpg.connect(server_dsn)
-
-    async def switch(on: bool) -> None:
-        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(on).lower()}')
-        if not on:
-            await admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
-            )
-
+    switch = switch_of(admin, urlsplit(database_dsn).path.lstrip("/"))
     try:
         yield switch
     finally:

@@ -16,7 +16,7 @@ import pytest
 from prometheus_client.metrics_core import Metric
 
 from qiwi_gw.metrics import DatabaseGauges, Metrics
-from tests.ops_helpers import add_payment
+from tests.support.rows import add_payment
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = ROOT / "deploy" / "prometheus" / "alerts.yml"

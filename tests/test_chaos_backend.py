@@ -8,17 +8,10 @@ import random
 import pytest
 from aiohttp import web
 
-from tests.chaos import (
-    QUIET,
-    TIMEOUT,
-    Gateway,
-    Qiwi,
-    accept,
-    assert_money_invariants,
-    backend,
-    report,
-    scale,
-)
+from tests.support.backend import accept_all, backend
+from tests.support.chaos import QUIET, TIMEOUT, assert_money_invariants, report, scale
+from tests.support.gateway import Gateway
+from tests.support.qiwi import Qiwi
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(TIMEOUT), QUIET]
 
@@ -60,7 +53,7 @@ async def test_backend_down_flapping_slow_hanging_redirecting(database_dsn: str)
         for behaviour in (flapping, slow, hanging, redirecting):
             hook.behaviour = behaviour
             await phase(troubled, phase_seconds)
-        hook.behaviour = accept
+        hook.behaviour = accept_all
         requests_while_troubled = hook.requests
 
         stored = await assert_money_invariants(healthy, database_dsn)

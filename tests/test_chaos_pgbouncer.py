@@ -16,19 +16,11 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import unused_port
 
-from tests.chaos import (
-    QUIET,
-    TIMEOUT,
-    DisposablePostgres,
-    Gateway,
-    Qiwi,
-    assert_money_invariants,
-    backend,
-    disposable_postgres,
-    report,
-    scale,
-)
-from tests.helpers import result_of
+from tests.support.backend import backend
+from tests.support.chaos import QUIET, TIMEOUT, assert_money_invariants, report, scale
+from tests.support.gateway import Gateway
+from tests.support.postgres import DisposablePostgres, disposable_postgres
+from tests.support.qiwi import Qiwi, result_of
 
 pytestmark = [
     pytest.mark.chaos,

@@ -6,16 +6,10 @@ import asyncio
 
 import pytest
 
-from tests.chaos import (
-    QUIET,
-    TIMEOUT,
-    Gateway,
-    Qiwi,
-    assert_money_invariants,
-    backend,
-    report,
-    scale,
-)
+from tests.support.backend import backend
+from tests.support.chaos import QUIET, TIMEOUT, assert_money_invariants, report, scale
+from tests.support.gateway import Gateway
+from tests.support.qiwi import Qiwi
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(TIMEOUT), QUIET]
 

@@ -16,8 +16,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from tests.conftest import ClientFactory
-from tests.helpers import result_of, start_backend
+from tests.support.app import ClientFactory
+from tests.support.backend import start_backend
+from tests.support.qiwi import result_of
 
 PAY = {
     "command": "pay",

@@ -11,8 +11,9 @@ from aiohttp import web
 from aioresponses import aioresponses
 from yarl import URL
 
-from tests.conftest import ClientFactory
-from tests.helpers import MockedResponse, result_of, start_backend
+from tests.support.app import ClientFactory
+from tests.support.backend import MockedResponse, start_backend
+from tests.support.qiwi import result_of
 
 CHECK = {"command": "check", "txn_id": "11", "account": "a b&c=д", "sum": "5.00"}
 

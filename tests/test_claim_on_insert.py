@@ -20,8 +20,8 @@ from aiohttp import web
 from qiwi_gw import dispatcher as dispatcher_module
 from qiwi_gw import keys
 from qiwi_gw.dispatcher import Dispatcher
-from tests.conftest import ClientFactory
-from tests.helpers import Backend
+from tests.support.app import ClientFactory
+from tests.support.backend import Backend
 
 PAY = {
     "command": "pay",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from qiwi_gw import migrations
-from tests.ops_helpers import run_process as run
+from tests.support.cli import run_process as run
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ from qiwi_gw import migrations, server
 from qiwi_gw.app import create_app
 from qiwi_gw.errors import DatabaseUnavailableError
 from qiwi_gw.settings import Settings
-from tests.helpers import result_of
+from tests.support.qiwi import result_of
 
 TABLE = """
 CREATE TABLE qiwi_transaction (

@@ -26,10 +26,13 @@ from qiwi_gw import migrations, provision, server
 from qiwi_gw.errors import ConfigError, DatabaseUnavailableError
 from qiwi_gw.provision import connection_problem
 from qiwi_gw.settings import DatabaseSettings, Settings
-from tests.chaos import Gateway, Qiwi, backend
-from tests.conftest import drop_database, with_database
-from tests.ops_helpers import execute, run_process
-from tests.own_postgres import cluster
+from tests.support.backend import backend
+from tests.support.cli import run_process
+from tests.support.database import drop_database, with_database
+from tests.support.gateway import Gateway
+from tests.support.postgres import cluster
+from tests.support.qiwi import Qiwi
+from tests.support.rows import execute
 
 WRONG_PASSWORD = "not-the-password-7"
 

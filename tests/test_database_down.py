@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncpg
 
-from tests.conftest import ClientFactory, Switch
-from tests.helpers import result_of
+from tests.support.app import ClientFactory, Switch
+from tests.support.qiwi import result_of
 
 PAY = {
     "command": "pay",

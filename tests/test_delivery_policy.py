@@ -13,9 +13,6 @@ import asyncio
 import os
 import statistics
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,134 +20,20 @@ import aiohttp
 import asyncpg
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import unused_port
 
-from tests.chaos import QUIET, Gateway
+from tests.support.backend import CodeBackend, running
+from tests.support.chaos import QUIET
+from tests.support.database import commits
+from tests.support.gateway import default_gateway
+from tests.support.qiwi import pay
 
 pytestmark = [QUIET, pytest.mark.timeout(300)]
-
-# The gateway's own defaults, not the chaos harness's fast ones: the findings
-# were made with them.
-DEFAULTS = {
-    "QIWI_WEBHOOK_RETRY_MIN": "1",
-    "QIWI_WEBHOOK_RETRY_MAX": "600",
-    "QIWI_SWEEP_INTERVAL": "5",
-    "QIWI_DB_TIMEOUT": "5",
-    "QIWI_CONSOLE_PORT": "0",
-}
-
-Answer = Callable[[str], Awaitable[web.StreamResponse]]
-
-
-async def ok(_code: str) -> web.StreamResponse:
-    return web.Response(text="ok")
-
-
-@dataclass
-class Hit:
-    code: str
-    at: float
-    finished: float
-    status: int
-
-
-@dataclass
-class Backend:
-    """A local webhook receiver whose answer depends on the payment's code."""
-
-    answer: Answer = ok
-    hits: list[Hit] = field(default_factory=list)
-    started: int = 0
-    port: int = field(default_factory=unused_port)
-    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        started = time.monotonic()
-        code = (await request.json())["code"]
-        async with self.changed:
-            self.started += 1
-            self.changed.notify_all()
-        response = await self.answer(code)
-        async with self.changed:
-            self.hits.append(Hit(code, started, time.monotonic(), response.status))
-            self.changed.notify_all()
-        return response
-
-    def attempts(self, code: str) -> int:
-        return sum(1 for hit in self.hits if hit.code == code)
-
-    def delivered(self) -> dict[str, list[Hit]]:
-        found: dict[str, list[Hit]] = {}
-        for hit in self.hits:
-            if 200 <= hit.status < 300:
-                found.setdefault(hit.code, []).append(hit)
-        return found
-
-    async def wait_for(self, predicate: Callable[[], bool], within: float) -> None:
-        async with asyncio.timeout(within), self.changed:
-            await self.changed.wait_for(predicate)
-
-
-@asynccontextmanager
-async def running(backend: Backend) -> AsyncIterator[Backend]:
-    app = web.Application()
-    app.router.add_post("/hook", backend.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", backend.port).start()
-    try:
-        yield backend
-    finally:
-        await runner.cleanup()
-
-
-@asynccontextmanager
-async def gateway(dsn: str, backend: Backend, **env: str) -> AsyncIterator[Gateway]:
-    process = Gateway(dsn, backend.url, **{**DEFAULTS, **env})
-    await process.start()
-    try:
-        yield process
-    finally:
-        await process.terminate()
-
-
-async def pay(session: aiohttp.ClientSession, base: str, txn: str) -> float:
-    """Send a pay; the monotonic time it was sent. Fails unless answered 0."""
-    sent = time.monotonic()
-    params = {
-        "command": "pay",
-        "txn_id": txn,
-        "txn_date": "20261130120000",
-        "account": f"acc{txn}",
-        "sum": "10.00",
-    }
-    async with session.get(f"{base}/payment", params=params) as response:
-        body = await response.text()
-    assert "<result>0</result>" in body, body
-    return sent
 
 
 def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-async def commits(server_dsn: str, database: str) -> int:
-    """Transactions committed in ``database``, read from another one."""
-    connection = await asyncpg.connect(server_dsn)
-    try:
-        await connection.execute("SELECT pg_stat_clear_snapshot()")
-        value: int = await connection.fetchval(
-            "SELECT xact_commit FROM pg_stat_database WHERE datname = $1", database
-        )
-    finally:
-        await connection.close()
-    return value
 
 
 def database_name(dsn: str) -> str:
@@ -167,8 +50,8 @@ async def test_an_outage_does_not_spin_on_the_database_or_the_cpu(
     async def unavailable(_code: str) -> web.StreamResponse:
         return web.Response(status=503)
 
-    backend = Backend(answer=unavailable)
-    async with running(backend), gateway(database_dsn, backend) as gw:
+    backend = CodeBackend(answer=unavailable)
+    async with running(backend), default_gateway(database_dsn, backend) as gw:
         assert gw.process is not None
         async with aiohttp.ClientSession() as session:
             await pay(session, gw.base, "1")
@@ -196,9 +79,9 @@ async def test_a_hung_backend_costs_no_cpu_while_it_hangs(database_dsn: str) -> 
         await release.wait()
         return web.Response(text="ok")
 
-    backend = Backend(answer=hang)
+    backend = CodeBackend(answer=hang)
     env = {"QIWI_WEBHOOK_CONCURRENCY": "2", "QIWI_WEBHOOK_TIMEOUT": "60"}
-    async with running(backend), gateway(database_dsn, backend, **env) as gw:
+    async with running(backend), default_gateway(database_dsn, backend, **env) as gw:
         assert gw.process is not None
         async with aiohttp.ClientSession() as session:
             for first in ("1", "2", "3"):
@@ -229,9 +112,9 @@ async def test_a_rejected_payment_is_not_retried_by_every_healthy_delivery(
     async def reject_one(code: str) -> web.StreamResponse:
         return web.Response(status=422) if code == BAD else web.Response(text="ok")
 
-    backend = Backend(answer=reject_one)
+    backend = CodeBackend(answer=reject_one)
     env = {"QIWI_WEBHOOK_RETRY_MIN": "0.5"}
-    async with running(backend), gateway(database_dsn, backend, **env) as gw:
+    async with running(backend), default_gateway(database_dsn, backend, **env) as gw:
         async with aiohttp.ClientSession() as session:
             await pay(session, gw.base, BAD)
             deadline = time.monotonic() + 8
@@ -247,7 +130,7 @@ async def test_a_rejected_payment_is_not_retried_by_every_healthy_delivery(
 
 
 async def latencies(
-    backend: Backend, session: aiohttp.ClientSession, base: str, txns: list[str]
+    backend: CodeBackend, session: aiohttp.ClientSession, base: str, txns: list[str]
 ) -> list[float]:
     """Pay each txn at ~20/s; from each pay sent to its webhook received."""
     sent: dict[str, float] = {}
@@ -263,11 +146,11 @@ async def test_rejected_payments_do_not_delay_good_ones(database_dsn: str) -> No
     async def reject_bad(code: str) -> web.StreamResponse:
         return web.Response(status=422) if int(code) >= 9000 else web.Response(text="ok")
 
-    backend = Backend(answer=reject_bad)
+    backend = CodeBackend(answer=reject_bad)
     env = {"QIWI_WEBHOOK_RETRY_MIN": "0.2", "QIWI_WEBHOOK_RETRY_MAX": "2"}
     async with (
         running(backend),
-        gateway(database_dsn, backend, **env) as gw,
+        default_gateway(database_dsn, backend, **env) as gw,
         aiohttp.ClientSession() as session,
     ):
         alone = await latencies(backend, session, gw.base, [str(n) for n in range(1, 41)])
@@ -288,11 +171,11 @@ async def test_twelve_rejections_do_not_open_the_breaker(database_dsn: str) -> N
     async def reject_bad(code: str) -> web.StreamResponse:
         return web.Response(status=422) if int(code) >= 900 else web.Response(text="ok")
 
-    backend = Backend(answer=reject_bad)
+    backend = CodeBackend(answer=reject_bad)
     env = {"QIWI_WEBHOOK_CONCURRENCY": "2", "QIWI_WEBHOOK_RETRY_MAX": "8"}
     async with (
         running(backend),
-        gateway(database_dsn, backend, **env) as gw,
+        default_gateway(database_dsn, backend, **env) as gw,
         aiohttp.ClientSession() as session,
     ):
         before = await latencies(backend, session, gw.base, ["1", "2", "3"])
@@ -336,9 +219,9 @@ async def test_the_end_of_an_outage_releases_every_held_row_once(database_dsn: s
     async def down_until_up(_code: str) -> web.StreamResponse:
         return web.Response(text="ok") if up.is_set() else web.Response(status=503)
 
-    backend = Backend(answer=down_until_up)
+    backend = CodeBackend(answer=down_until_up)
     env = {"QIWI_WEBHOOK_RETRY_MIN": "0.2", "QIWI_WEBHOOK_RETRY_MAX": "1"}
-    async with running(backend), gateway(database_dsn, backend, **env) as gw:
+    async with running(backend), default_gateway(database_dsn, backend, **env) as gw:
         async with aiohttp.ClientSession() as session:
             for txn in ("1", "2", "3", "4"):
                 await pay(session, gw.base, txn)
@@ -363,7 +246,7 @@ async def test_the_end_of_an_outage_releases_every_held_row_once(database_dsn: s
 async def test_a_slow_outcome_write_does_not_let_another_gateway_resend(
     database_dsn: str,
 ) -> None:
-    backend = Backend()
+    backend = CodeBackend()
     # A 1 s attempt timeout: the old lease was 11 s, while three tries of a 5 s
     # statement can take 15 s. The lock below outlasts the old lease.
     env = {"QIWI_WEBHOOK_TIMEOUT": "1", "QIWI_SWEEP_INTERVAL": "1"}
@@ -371,8 +254,8 @@ async def test_a_slow_outcome_write_does_not_let_another_gateway_resend(
     try:
         async with (
             running(backend),
-            gateway(database_dsn, backend, **env) as first,
-            gateway(database_dsn, backend, **env) as second,
+            default_gateway(database_dsn, backend, **env) as first,
+            default_gateway(database_dsn, backend, **env) as second,
         ):
             locked = blocker.transaction()
             await locked.start()
@@ -407,7 +290,7 @@ async def test_an_exception_while_sending_is_recorded_and_backed_off(
 ) -> None:
     from qiwi_gw import webhook
 
-    backend = Backend()
+    backend = CodeBackend()
     calls = 0
     real_payload = webhook.payload
 
@@ -498,10 +381,10 @@ async def test_a_few_payments_answered_500_keep_their_own_backoff(database_dsn: 
     async def fail_some(code: str) -> web.StreamResponse:
         return web.Response(status=500) if int(code) >= 9000 else web.Response(text="ok")
 
-    backend = Backend(answer=fail_some)
+    backend = CodeBackend(answer=fail_some)
     async with (
         running(backend),
-        gateway(database_dsn, backend) as gw,
+        default_gateway(database_dsn, backend) as gw,
         aiohttp.ClientSession() as session,
     ):
         for txn in ("9001", "9002", "9003"):
@@ -524,11 +407,11 @@ async def test_every_scheduled_retry_wakes_the_dispatcher(database_dsn: str) -> 
     async def reject(code: str) -> web.StreamResponse:
         return web.Response(status=422)
 
-    backend = Backend(answer=reject)
+    backend = CodeBackend(answer=reject)
     env = {"QIWI_WEBHOOK_RETRY_MAX": "1", "QIWI_SWEEP_INTERVAL": "60"}
     async with (
         running(backend),
-        gateway(database_dsn, backend, **env) as gw,
+        default_gateway(database_dsn, backend, **env) as gw,
         aiohttp.ClientSession() as session,
     ):
         await pay(session, gw.base, "1")
@@ -549,11 +432,11 @@ async def test_slow_deliveries_do_not_stall_the_others(database_dsn: str) -> Non
             await release.wait()
         return web.Response(text="ok")
 
-    backend = Backend(answer=slow_some)
+    backend = CodeBackend(answer=slow_some)
     env = {"QIWI_WEBHOOK_TIMEOUT": "60"}
     async with (
         running(backend),
-        gateway(database_dsn, backend, **env) as gw,
+        default_gateway(database_dsn, backend, **env) as gw,
         aiohttp.ClientSession() as session,
     ):
         slow = [str(900 + n) for n in range(9)]
@@ -575,6 +458,6 @@ async def test_a_restart_during_an_outage_probes_with_a_held_row(database_dsn: s
     # Rows an outage held back, scheduled an hour ahead; the gateway starts after
     # the backend is back, with no new payment to send.
     await hold_rows(database_dsn, 50)
-    backend = Backend()
-    async with running(backend), gateway(database_dsn, backend):
+    backend = CodeBackend()
+    async with running(backend), default_gateway(database_dsn, backend):
         await backend.wait_for(lambda: len(backend.delivered()) == 50, within=30)

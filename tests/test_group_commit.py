@@ -16,8 +16,8 @@ from qiwi_gw.group_commit import GroupCommitter, Stored
 from qiwi_gw.protocol import Pay
 from qiwi_gw.store.http_log import HttpLogEntry
 from qiwi_gw.store.payments import STATUS_COMPLETED, LoggedRequest
-from tests.conftest import ClientFactory
-from tests.helpers import result_of
+from tests.support.app import ClientFactory
+from tests.support.qiwi import result_of
 
 
 def request(txn_id: str, account: str = "42", amount: str = "10.00") -> LoggedRequest:

@@ -1,8 +1,8 @@
 """QIWI's listener bounds what a caller can hold: time to send a request,
 connections per address and in all, and what a malformed request costs.
 
-Against real gateway processes on loopback (``intake_harness``); hostile callers
-come from 127.0.0.2 and up, QIWI from 127.0.0.1.
+Against real gateway processes on loopback (``tests.support.gateway``,
+``tests.support.intake``); hostile callers come from 127.0.0.2 and up, QIWI from 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -15,19 +15,9 @@ import aiohttp
 
 from qiwi_gw.admission import Admission, Verdict, caps_for, descriptors_needed
 from qiwi_gw.settings import Settings
-from tests.intake_harness import (
-    AUTH,
-    PASSWORD,
-    QIWI,
-    USER,
-    GatewayProcess,
-    Payer,
-    attacker,
-    gateway,
-    held,
-    result_of,
-    spawn,
-)
+from tests.support.gateway import GatewayProcess, gateway
+from tests.support.intake import attacker, held, result_of, spawn
+from tests.support.qiwi import AUTH, PASSWORD, QIWI, USER, Payer
 
 CREDENTIALS = {"HTTP_AUTH_USERNAME": USER, "HTTP_AUTH_PASSWORD": PASSWORD}
 GUARD = 20.0  # seconds: a hang guard for each wait, never a measurement

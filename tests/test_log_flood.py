@@ -18,19 +18,10 @@ import asyncpg
 from prometheus_client.parser import text_string_to_metric_families
 
 from qiwi_gw.incoming import SUMMARY_HEADERS, SUMMARY_URL_CHARS, SUMMARY_VALUE_CHARS
-from tests.conftest import ClientFactory
-from tests.intake_harness import (
-    AUTH,
-    PASSWORD,
-    QIWI,
-    USER,
-    compare_latency,
-    gateway,
-    log_table_bytes,
-    median_ms,
-    result_of,
-    spawn,
-)
+from tests.support.app import ClientFactory
+from tests.support.gateway import gateway
+from tests.support.intake import compare_latency, log_table_bytes, result_of, spawn
+from tests.support.qiwi import AUTH, PASSWORD, QIWI, USER, median_ms
 
 PROTECTED = {
     "HTTP_AUTH_USERNAME": USER,

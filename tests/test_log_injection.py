@@ -15,8 +15,8 @@ from collections.abc import Iterator
 import pytest
 
 from qiwi_gw.logs import CONTEXT_CHARS, JsonFormatter, TextFormatter, one_line
-from tests.conftest import ClientFactory
-from tests.helpers import result_of
+from tests.support.app import ClientFactory
+from tests.support.qiwi import result_of
 
 FORGED = "\r\n2026-11-29 09:00:00,000 INFO qiwi_gw.payments: payment stored [txn_id=1 prv_txn=1]"
 HOSTILE = [FORGED, "a\nb", "a\u2028b", "a\u2029b", "a\x85b", "a\x1b[31mred", "a\x00b", "a\tb"]

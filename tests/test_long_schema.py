@@ -21,7 +21,8 @@ from qiwi_gw.app import create_app
 from qiwi_gw.channel import MAX_BYTES, channel_for
 from qiwi_gw.settings import Settings
 from qiwi_gw.store import queue
-from tests.helpers import Backend, result_of
+from tests.support.backend import Backend
+from tests.support.qiwi import result_of
 
 # 63 characters: the longest name PostgreSQL keeps whole.
 LONGEST = "qiwi_" + "x" * 57 + "1"

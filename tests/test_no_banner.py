@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import ClientFactory
+from tests.support.app import ClientFactory
 
 PAY = {
     "command": "pay",

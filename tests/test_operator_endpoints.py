@@ -23,18 +23,10 @@ import pytest
 from qiwi_gw.metrics import Metrics
 from qiwi_gw.metrics_page import HOT_ASKS, MetricsPage
 from qiwi_gw.readiness import DATABASE_UNAVAILABLE, Readiness
-from tests.conftest import ClientFactory
-from tests.intake_harness import (
-    AUTH,
-    PASSWORD,
-    QIWI,
-    USER,
-    attacker,
-    compare_latency,
-    gateway,
-    median_ms,
-    spawn,
-)
+from tests.support.app import ClientFactory
+from tests.support.gateway import gateway
+from tests.support.intake import attacker, compare_latency, spawn
+from tests.support.qiwi import AUTH, PASSWORD, QIWI, USER, median_ms
 
 PROTECTED = {
     "HTTP_AUTH_USERNAME": USER,

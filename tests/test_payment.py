@@ -10,8 +10,8 @@ from typing import Any, ClassVar
 
 import pytest
 
-from tests.conftest import ClientFactory
-from tests.helpers import result_of
+from tests.support.app import ClientFactory
+from tests.support.qiwi import result_of
 
 PAY = {
     "command": "pay",

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from qiwi_gw.incoming import redact_parameters
-from tests.conftest import ClientFactory
+from tests.support.app import ClientFactory
 
 PAY = {
     "command": "pay",

@@ -30,8 +30,9 @@ from aiohttp.test_utils import unused_port
 
 from qiwi_gw import migrations, replicas
 from qiwi_gw.settings import Settings
-from tests.ops_helpers import Result, add_payment, execute, run_cli, run_process
-from tests.own_postgres import Server, cluster
+from tests.support.cli import Result, run_cli, run_process
+from tests.support.postgres import Server, cluster
+from tests.support.rows import add_payment, execute
 
 pytestmark = pytest.mark.timeout(180)
 

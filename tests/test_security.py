@@ -24,8 +24,8 @@ from qiwi_gw import access, server
 from qiwi_gw.errors import ConfigError, DatabaseUnavailableError
 from qiwi_gw.logs import JsonFormatter, TextFormatter
 from qiwi_gw.settings import Settings
-from tests.conftest import ClientFactory
-from tests.helpers import result_of
+from tests.support.app import ClientFactory
+from tests.support.qiwi import result_of
 
 GET_INFO = {"command": "getInfo", "account": "42"}
 PAY = {

@@ -8,8 +8,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from tests.chaos import Gateway
-from tests.helpers import Backend
+from tests.support.backend import Backend
+from tests.support.gateway import Gateway
 
 
 async def test_sigterm_during_deliveries(database_dsn: str, db: Any) -> None:

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from qiwi_gw import keys
-from tests.conftest import ClientFactory, Switch
-from tests.helpers import result_of
+from tests.support.app import ClientFactory, Switch
+from tests.support.qiwi import result_of
 
 PAY = {
     "command": "pay",

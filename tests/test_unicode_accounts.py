@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from qiwi_gw.protocol import Limits, ProtocolError, ResultCode, parse_command
-from tests.conftest import ClientFactory
-from tests.helpers import result_of
+from tests.support.app import ClientFactory
+from tests.support.qiwi import result_of
 
 REFUSED = {
     "right-to-left override": "42\u202e1",

@@ -9,7 +9,8 @@ import asyncpg
 import psycopg
 
 from qiwi_gw import migrations
-from tests.helpers import Backend, result_of
+from tests.support.backend import Backend
+from tests.support.qiwi import result_of
 
 # The original image's tables as its documentation describes them (PROTOCOL.md §4),
 # with the float sum the new gateway must turn into a decimal.

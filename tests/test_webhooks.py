@@ -14,8 +14,9 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from qiwi_gw import keys
-from tests.conftest import ClientFactory
-from tests.helpers import Backend, result_of
+from tests.support.app import ClientFactory
+from tests.support.backend import Backend
+from tests.support.qiwi import result_of
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 FAST_RETRIES = {"QIWI_WEBHOOK_RETRY_MIN": "0.05", "QIWI_WEBHOOK_RETRY_MAX": "0.2"}

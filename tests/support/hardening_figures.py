@@ -2,7 +2,7 @@
 against any source tree, so that a tree before the hardening and one after it
 can be compared on the same machine in the same hour.
 
-    python -m tests.hardening_figures SRC [SRC ...]
+    python -m tests.support.hardening_figures SRC [SRC ...]
 
 SRC is a checkout's root (its ``src`` goes on PYTHONPATH for the gateway
 process); the database server is TEST_DATABASE_URL's (a database of its own is
@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import json
 import os
-import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -23,22 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
-from tests.intake_harness import (
-    AUTH,
-    PASSWORD,
-    QIWI,
-    USER,
-    Payer,
-    gateway,
-    held,
-    log_table_bytes,
-    median_ms,
-    p99_ms,
-    result_of,
-    spawn,
-)
+from tests.support.database import own_database
+from tests.support.gateway import gateway
+from tests.support.intake import held, log_table_bytes, result_of, spawn
+from tests.support.qiwi import AUTH, PASSWORD, QIWI, USER, Payer, median_ms, p99_ms
 
 PROTECTED = {
     "HTTP_AUTH_USERNAME": USER,
@@ -53,16 +41,9 @@ AUTHENTICATED_STALL = (
 
 @asynccontextmanager
 async def database(server: str) -> AsyncIterator[str]:
-    name = f"qiwi_gw_fig_{secrets.token_hex(4)}"
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield server.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with psycopg.connect(server, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+    """An empty database of the measurement's own; the gateway migrates it."""
+    with own_database(server, None) as dsn:
+        yield dsn
 
 
 async def while_paying(
@@ -221,7 +202,7 @@ async def measure(trees: dict[str, str], only: str | None) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m tests.hardening_figures")
+    parser = argparse.ArgumentParser(prog="python -m tests.support.hardening_figures")
     parser.add_argument("sources", nargs="+", help="checkout roots to measure, in turn")
     parser.add_argument("--only", help="measurements whose name starts with this")
     args = parser.parse_args()

@@ -1,7 +1,7 @@
 """``make image-check``: build the Dockerfile and run the built image's file system as the
 image's USER, the way a container runtime would start it.
 
-    .venv/bin/python -m tests.image_check
+    .venv/bin/python -m tests.support.image_check
 
 Podman builds the Dockerfile (``--isolation=chroot``: no daemon, no nested namespaces). The
 official python base cannot be pulled everywhere, so when no image by the Dockerfile's FROM
@@ -49,9 +49,9 @@ from pathlib import Path
 
 import psycopg
 
-from tests.own_postgres import Cluster, Server, binaries
+from tests.support.postgres import Cluster, Server, binaries
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TAG = "localhost/qiwi-gw:image-check"
 BUILD_TIMEOUT = 1200
 READY_TIMEOUT = 120.0

@@ -1,13 +1,13 @@
-"""Real gateway processes and hostile callers, for the tests of QIWI's listener
-(test_intake_limits, test_log_flood, test_operator_endpoints) and for the figures
-of docs/security.md.
+"""Hostile callers, for the tests of QIWI's listener (tests that start real gateway
+processes: test_intake_limits, test_log_flood, test_operator_endpoints) and for the
+figures of docs/security.md.
 
 Everything runs on loopback. Hostile callers come from other loopback addresses
 (127.0.0.2 and up: Linux routes all of 127/8 to lo) so that per-address caps and
 allow-lists tell them from QIWI, which calls from 127.0.0.1. Floods run in a
-process of their own (``python -m tests.intake_harness``), at the lowest CPU
+process of their own (``python -m tests.support.intake``), at the lowest CPU
 priority, so that the latency a test measures is the gateway's, not the test's
-own event loop's nor the flood's. ``tests.hardening_figures`` uses the same
+own event loop's nor the flood's. ``tests.support.hardening_figures`` uses the same
 pieces for docs/security.md's figures.
 """
 
@@ -18,188 +18,25 @@ import asyncio
 import base64
 import json
 import os
-import resource
-import signal
-import statistics
 import sys
-import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import asyncpg
-from aiohttp.test_utils import unused_port
 
-QIWI: str = "127.0.0.1"
-USER = "qiwi"
-PASSWORD = "qiwi-s3cret"
-AUTH = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+from tests.support.qiwi import QIWI, Payer
 
-
-_ROOT = str(Path(__file__).resolve().parents[1])
+# Where ``python -m tests.support.intake`` finds the tests package, wherever the caller runs.
+_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 def attacker(number: int) -> str:
     """The loopback address of hostile caller ``number`` (0, 1, ...)."""
     return f"127.0.0.{2 + number}"
-
-
-class GatewayProcess:
-    """``qiwi-gw serve`` as a process, optionally under a low descriptor limit."""
-
-    def __init__(
-        self, dsn: str, *, nofile: int | None = None, src: str | None = None, **env: str
-    ) -> None:
-        self.port = unused_port()
-        self.console_port = unused_port()
-        self.nofile = nofile
-        self.env = {
-            **os.environ,
-            "DATABASE_URL": dsn,
-            "HOST": QIWI,
-            "PORT": str(self.port),
-            "QIWI_CONSOLE_PORT": str(self.console_port),
-            "QIWI_DB_TIMEOUT": "5",
-            **env,
-        }
-        if src is not None:
-            self.env["PYTHONPATH"] = src
-        self.process: asyncio.subprocess.Process | None = None
-        handle, path = tempfile.mkstemp(prefix="qiwi-gw-intake-", suffix=".log")
-        os.close(handle)
-        self.log = Path(path)
-
-    @property
-    def base(self) -> str:
-        return f"http://{QIWI}:{self.port}"
-
-    @property
-    def console(self) -> str:
-        return f"http://127.0.0.1:{self.console_port}"
-
-    def _limit(self) -> None:
-        if self.nofile is not None:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
-
-    async def start(self) -> None:
-        for _attempt in range(3):
-            if await self._started():
-                return
-            # The port picked was taken meanwhile (other tests run beside these).
-            assert "cannot listen on" in self.log_text(), self.log_text()
-            self.port, self.console_port = unused_port(), unused_port()
-            self.env.update(PORT=str(self.port), QIWI_CONSOLE_PORT=str(self.console_port))
-        raise AssertionError(self.log_text())
-
-    async def _started(self) -> bool:
-        with self.log.open("ab") as log:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "qiwi_gw",
-                "serve",
-                env=self.env,
-                stderr=log,
-                preexec_fn=self._limit,  # only setrlimit, before exec
-            )
-        async with aiohttp.ClientSession() as session, asyncio.timeout(60):
-            while self.process.returncode is None:
-                with suppress(aiohttp.ClientError):
-                    async with session.get(f"{self.base}/readyz") as response:
-                        if response.status == 200:
-                            return True
-                await asyncio.sleep(0.05)  # another process: there is no event to await
-        return False
-
-    async def stop(self) -> int:
-        assert self.process is not None
-        if self.process.returncode is None:
-            self.process.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(60):
-            return await self.process.wait()
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def rss_kb(self) -> int:
-        assert self.process is not None
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        line = next(line for line in status.splitlines() if line.startswith("VmRSS:"))
-        return int(line.split()[1])
-
-    def open_descriptors(self) -> int:
-        assert self.process is not None
-        return len(os.listdir(f"/proc/{self.process.pid}/fd"))
-
-
-@asynccontextmanager
-async def gateway(dsn: str, **options: Any) -> AsyncIterator[GatewayProcess]:
-    process = GatewayProcess(dsn, **options)
-    await process.start()
-    try:
-        yield process
-    finally:
-        await process.stop()
-
-
-# --- QIWI: paying and timing it -----------------------------------------------------
-
-
-class Payer:
-    """Sends pays with fresh txn_ids from 127.0.0.1, one at a time; records latency.
-    ``reconnect``: a new connection for every pay, as QIWI's servers may open."""
-
-    def __init__(
-        self, base: str, *, first_txn: int = 1, auth: str | None = AUTH, reconnect: bool = False
-    ) -> None:
-        self.base = base
-        self.next_txn = first_txn
-        self.auth = auth
-        self.reconnect = reconnect
-        self.latencies: list[float] = []
-        self.answers: list[str] = []
-
-    async def pay(self, session: aiohttp.ClientSession) -> str:
-        txn = str(self.next_txn)
-        self.next_txn += 1
-        params = {
-            "command": "pay",
-            "txn_id": txn,
-            "txn_date": "20261129120000",
-            "account": f"acc{txn}",
-            "sum": "10.00",
-        }
-        headers = {"Authorization": self.auth} if self.auth else {}
-        started = time.perf_counter()
-        try:
-            async with session.get(
-                f"{self.base}/payment", params=params, headers=headers
-            ) as response:
-                body = await response.text()
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            result = f"error: {type(exc).__name__}"
-        else:
-            result = body.split("<result>")[1].split("<")[0] if "<result>" in body else "?"
-        self.latencies.append(time.perf_counter() - started)
-        self.answers.append(result)
-        return result
-
-    async def run(self, count: int) -> None:
-        timeout = aiohttp.ClientTimeout(total=10)
-        connector = aiohttp.TCPConnector(local_addr=(QIWI, 0), limit=1, force_close=self.reconnect)
-        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
-            for _ in range(count):
-                await self.pay(session)
-
-    async def run_until(self, stop: asyncio.Event) -> None:
-        timeout = aiohttp.ClientTimeout(total=10)
-        connector = aiohttp.TCPConnector(local_addr=(QIWI, 0), limit=1, force_close=self.reconnect)
-        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
-            while not stop.is_set():
-                await self.pay(session)
 
 
 async def compare_latency(
@@ -228,15 +65,6 @@ async def compare_latency(
         loaded += busy.latencies
         next_txn += 100_000
     return idle, loaded, counts
-
-
-def median_ms(latencies: list[float]) -> float:
-    return 1000 * statistics.median(latencies) if latencies else 0.0
-
-
-def p99_ms(latencies: list[float]) -> float:
-    ordered = sorted(latencies)
-    return 1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] if ordered else 0.0
 
 
 async def log_table_bytes(dsn: str) -> int:
@@ -423,7 +251,7 @@ async def spawn(kind: str, **arguments: Any) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "tests.intake_harness",
+        "tests.support.intake",
         kind,
         json.dumps(arguments),
         stdout=asyncio.subprocess.PIPE,
@@ -456,7 +284,7 @@ FLOODS: dict[str, Callable[..., Any]] = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m tests.intake_harness")
+    parser = argparse.ArgumentParser(prog="python -m tests.support.intake")
     parser.add_argument("kind", choices=sorted(FLOODS))
     parser.add_argument("arguments", help="the flood's keyword arguments, as JSON")
     args = parser.parse_args()
