@@ -40,10 +40,12 @@ from typing import Any
 
 import aiohttp
 import asyncpg
-from aiohttp import web
 from aiohttp.test_utils import unused_port
+from tests.support.backend import receiver
+from tests.support.database import with_database
+from tests.support.gateway import until_ready
 
-from bench.run import postgres_server, with_database
+from bench.run import postgres_server
 from qiwi_gw import migrations
 from qiwi_gw.settings import mask_dsn
 
@@ -235,40 +237,6 @@ async def wal_of_database(dsn: str, start: int, end: int) -> tuple[int, int, int
 
 
 @dataclass
-class Receiver:
-    """The merchant's backend: accepts every webhook and counts distinct payments."""
-
-    codes: set[str] = field(default_factory=set)
-    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
-
-    async def handle(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        self.codes.add(body["code"])
-        async with self.changed:
-            self.changed.notify_all()
-        return web.Response(text="ok")
-
-    async def wait_count(self, count: int, within: float) -> None:
-        async with asyncio.timeout(within), self.changed:
-            await self.changed.wait_for(lambda: len(self.codes) >= count)
-
-
-@asynccontextmanager
-async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
-    backend = Receiver()
-    app = web.Application()
-    app.router.add_post("/hook", backend.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = unused_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield backend, f"http://127.0.0.1:{port}/hook"
-    finally:
-        await runner.cleanup()
-
-
-@dataclass
 class Gateway:
     base: str
     pid: int
@@ -308,16 +276,8 @@ async def gateway(dsn: str, webhook_url: str) -> AsyncIterator[Gateway]:
 
 
 async def wait_ready(base: str, process: asyncio.subprocess.Process, log: Path) -> None:
-    async with aiohttp.ClientSession() as session, asyncio.timeout(120):
-        while process.returncode is None:
-            try:
-                async with session.get(f"{base}/readyz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)  # another process's state: there is no event to await
-    raise BenchError(f"the gateway exited before it was ready: {last_line(log)}")
+    if not await until_ready(f"{base}/readyz", process, within=120, interval=0.1):
+        raise BenchError(f"the gateway exited before it was ready: {last_line(log)}")
 
 
 def last_line(path: Path) -> str:

@@ -26,8 +26,9 @@ from typing import Any
 import asyncpg
 import psycopg
 from aiohttp.test_utils import TestClient, TestServer
+from tests.support.database import with_database
 
-from bench.run import postgres_server, with_database
+from bench.run import postgres_server
 from qiwi_gw import migrations
 from qiwi_gw.app import create_app
 from qiwi_gw.console import create_console_app

@@ -11,8 +11,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
 from aiohttp.test_utils import unused_port
+from tests.support.gateway import until_ready
 
 # Where ``python -m bench.<module>`` finds the bench package, wherever the caller runs.
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,16 +25,8 @@ class Process:
 
 
 async def wait_http(url: str, process: asyncio.subprocess.Process) -> None:
-    async with aiohttp.ClientSession() as session, asyncio.timeout(120):
-        while process.returncode is None:
-            try:
-                async with session.get(url) as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError(f"process behind {url} exited")
+    if not await until_ready(url, process, within=120, interval=0.1):
+        raise RuntimeError(f"process behind {url} exited")
 
 
 @asynccontextmanager

@@ -26,16 +26,18 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractContextManager, asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import asyncpg
-from aiohttp import web
 from aiohttp.test_utils import unused_port
+from tests.support import database
+from tests.support.backend import receiver
+from tests.support.database import with_database
 
 from bench import slices
 from bench.processes import Process, gateway, peak_rss_mb, wait_http
@@ -50,30 +52,9 @@ CHECK_PATH = "/payment?command=check&txn_id=1&account=42&sum=10.00"
 # --- infrastructure --------------------------------------------------------
 
 
-@contextmanager
-def postgres_server() -> Iterator[str]:
-    configured = os.environ.get("DATABASE_URL")
-    if configured:
-        yield configured
-        return
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from pgserver.postgres_server import get_server
-
-    with tempfile.TemporaryDirectory(prefix="qiwi-gw-bench-") as directory:
-        server = get_server(Path(directory) / "pgdata", cleanup_mode="delete")
-        try:
-            yield server.get_uri()
-        finally:
-            server.cleanup()
-
-
-def with_database(dsn: str, name: str) -> str:
-    from urllib.parse import urlsplit, urlunsplit
-
-    return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
+def postgres_server() -> AbstractContextManager[str]:
+    """The bench's server: ``DATABASE_URL``'s, else an embedded one."""
+    return database.postgres_server("DATABASE_URL", prefix="qiwi-gw-bench-")
 
 
 class Databases:
@@ -108,37 +89,6 @@ class Databases:
     async def cleanup(self) -> None:
         for name in [*self.created, self.template]:
             await self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@dataclass
-class Receiver:
-    """A fast webhook receiver: counts distinct codes."""
-
-    codes: set[str] = field(default_factory=set)
-    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
-
-    async def handle(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        self.codes.add(body["code"])
-        async with self.changed:
-            self.changed.notify_all()
-        return web.Response(text="ok")
-
-    async def wait_count(self, count: int, within: float) -> None:
-        async with asyncio.timeout(within), self.changed:
-            await self.changed.wait_for(lambda: len(self.codes) >= count)
-
-
-@asynccontextmanager
-async def serve_app(app: web.Application) -> AsyncIterator[str]:
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = unused_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
 
 
 HELLO_APP = textwrap.dedent(
@@ -334,10 +284,7 @@ async def alternate(
 
 @asynccontextmanager
 async def gateway_with_receiver(dsn: str) -> AsyncIterator[tuple[Process, str]]:
-    receiver = Receiver()
-    app = web.Application()
-    app.router.add_post("/hook", receiver.handle)
-    async with serve_app(app) as hook, gateway(dsn, hook + "/hook") as gw:
+    async with receiver() as (_, hook), gateway(dsn, hook) as gw:
         yield gw, dsn
 
 
@@ -455,13 +402,10 @@ async def drain(databases: Databases, rows: int) -> tuple[float, float]:
         rows,
     )
     await connection.close()
-    receiver = Receiver()
-    app = web.Application()
-    app.router.add_post("/hook", receiver.handle)
-    async with serve_app(app) as hook:
+    async with receiver() as (counted, hook):
         started = time.perf_counter()
-        async with gateway(dsn, hook + "/hook"):
-            await receiver.wait_count(rows, within=600)
+        async with gateway(dsn, hook):
+            await counted.wait_count(rows, within=600)
             ours = rows / (time.perf_counter() - started)
     theirs = await pgqueuer_drain(await databases.fresh("pgqueuer"), rows)
     return ours, theirs
