@@ -24,8 +24,8 @@ import csv
 import io
 import json
 import sys
-from collections.abc import AsyncGenerator
-from contextlib import aclosing
+from collections.abc import AsyncIterator
+from contextlib import aclosing, asynccontextmanager
 from datetime import date
 from decimal import Decimal
 from functools import partial
@@ -103,20 +103,19 @@ def as_json_object(row: RegistryPayment) -> dict[str, object]:
     }
 
 
-async def rows(
+@asynccontextmanager
+async def payments(
     connection: asyncpg.Connection, first: date, last: date
-) -> AsyncGenerator[RegistryPayment]:
-    """The payments of the days ``first`` to ``last``, streamed from one snapshot.
-
-    Close it (``contextlib.aclosing``) when stopping early, so its transaction ends.
-    """
+) -> AsyncIterator[AsyncIterator[RegistryPayment]]:
+    """The payments of the days ``first`` to ``last``, streamed from one snapshot that
+    ends with the block. A context around the store's iterator rather than a generator
+    over it: a second generator's step per row cost a million-row export 7-15 % more CPU."""
     # A cursor lives in a transaction; REPEATABLE READ makes the export one snapshot.
     async with (
         connection.transaction(isolation="repeatable_read", readonly=True),
         aclosing(store.registry_rows(connection, store.Days(first, last), PREFETCH)) as found,
     ):
-        async for row in found:
-            yield row
+        yield found
 
 
 async def run(
@@ -138,20 +137,21 @@ async def run(
         chunk.write("[")
     elif layout == "csv":
         writer.writerow(COLUMNS)
-    async for row in rows(connection, first, last):
-        if as_json:
-            item = json.dumps(as_json_object(row), ensure_ascii=False)
-            chunk.write(("\n  " if count == 0 else ",\n  ") + item)
-        elif layout == "qiwi":
-            chunk.write(
-                standard_line(row.txn_id, row.qiwi_time, row.account, output.money(row.sum))
-            )
-        else:
-            writer.writerow(cells(row))
-        count += 1
-        total += row.sum
-        if count % PREFETCH == 0:
-            _flush(chunk)
+    async with payments(connection, first, last) as found:
+        async for row in found:
+            if as_json:
+                item = json.dumps(as_json_object(row), ensure_ascii=False)
+                chunk.write(("\n  " if count == 0 else ",\n  ") + item)
+            elif layout == "qiwi":
+                chunk.write(
+                    standard_line(row.txn_id, row.qiwi_time, row.account, output.money(row.sum))
+                )
+            else:
+                writer.writerow(cells(row))
+            count += 1
+            total += row.sum
+            if count % PREFETCH == 0:
+                _flush(chunk)
     if as_json:
         chunk.write("\n]\n" if count else "]\n")
     elif layout == "qiwi":
