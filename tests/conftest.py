@@ -15,17 +15,7 @@ import pytest
 
 from tests.support.app import ClientFactory, Switch, client_factory
 from tests.support.app import database_switch as switch_of
-from tests.support.database import (
-    create_database,
-    drop_database,
-    migrated_template,
-    own_database,
-    postgres_server,
-    with_database,
-)
-
-# Names some test modules still import from here; they move to tests.support with them.
-__all__ = ["ClientFactory", "create_database", "drop_database", "with_database"]
+from tests.support.database import migrated_template, own_database, postgres_server
 
 
 @pytest.fixture(scope="session")

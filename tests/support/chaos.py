@@ -97,7 +97,7 @@ def render(results: Path, out: Path) -> None:
         "# Reliability",
         "",
         "Produced by `make chaos` (CHAOS_FULL=1: full loads and durations); every row is one",
-        "scenario of the fault-injection suite in `tests/test_chaos_*.py`, run against real",
+        "scenario of the fault-injection suite in `tests/chaos/test_chaos_*.py`, run against real",
         "gateway processes, a real PostgreSQL and a real local backend. Each scenario asserts",
         "its invariants; this table is what it measured.",
         "",
