@@ -6,7 +6,7 @@ bytes in ``pg_notify`` (and silently truncates it in ``LISTEN``), so a name that
 would be longer keeps the schema's first characters and ends in a hash of the
 whole schema instead. The same rule is written three times and must agree: here
 (LISTEN), in ``CHANNEL_SQL`` (NOTIFY from Python's statements) and in the
-insert trigger of migration 0005 (NOTIFY from the table); tests/test_long_schema.py
+insert trigger of migration 0005 (NOTIFY from the table); tests/integration/test_long_schema.py
 checks that they do. Schema names are ASCII (``PG_SCHEMA`` allows nothing else),
 so characters and bytes count the same on both sides.
 """
