@@ -18,7 +18,7 @@ from aiohttp.test_utils import unused_port
 
 from tests.support.backend import backend
 from tests.support.chaos import QUIET, TIMEOUT, assert_money_invariants, report, scale
-from tests.support.gateway import Gateway
+from tests.support.gateway import FAST, Gateway
 from tests.support.postgres import DisposablePostgres, disposable_postgres
 from tests.support.qiwi import Qiwi, result_of
 
@@ -84,7 +84,7 @@ async def test_protocol_and_webhooks_through_pgbouncer() -> None:
                 "PG_REAL_HOST": "127.0.0.1",
                 "PG_REAL_PORT": str(postgres.port),
             }
-            gateway = Gateway("", hook.url, **env)
+            gateway = Gateway("", hook.url, tuning=FAST | env)
             await gateway.start()
             async with aiohttp.ClientSession() as session:
                 check = {"command": "check", "txn_id": "1", "account": "a", "sum": "1.00"}

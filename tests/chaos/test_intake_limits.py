@@ -15,7 +15,7 @@ import aiohttp
 
 from qiwi_gw.admission import Admission, Verdict, caps_for, descriptors_needed
 from qiwi_gw.settings import Settings
-from tests.support.gateway import GatewayProcess, gateway
+from tests.support.gateway import Gateway, gateway
 from tests.support.intake import attacker, held, result_of, spawn
 from tests.support.qiwi import AUTH, PASSWORD, QIWI, USER, Payer
 
@@ -24,7 +24,7 @@ GUARD = 20.0  # seconds: a hang guard for each wait, never a measurement
 
 
 async def connect(
-    gw: GatewayProcess, source: str = QIWI
+    gw: Gateway, source: str = QIWI
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     return await asyncio.open_connection(QIWI, gw.port, local_addr=(source, 0))
 

@@ -1,7 +1,7 @@
 """The gateway as a real process (``python -m qiwi_gw serve``), ready once ``/readyz``
-answers 200: ``Gateway`` for the chaos scenarios (fast retries, killed and restarted),
-``GatewayProcess`` for the listener's tests (a console port, a descriptor limit, another
-source tree). The bench starts its own through ``until_ready`` as well."""
+answers 200: ``Gateway``, for the chaos scenarios (fast retries, killed and restarted) and
+the listener's tests (a console port, a descriptor limit, another source tree) alike.
+The bench starts its own through ``until_ready`` as well."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any, Protocol
@@ -38,49 +38,114 @@ async def until_ready(
     return False
 
 
-class Gateway:
-    """``qiwi-gw serve`` with fast retries, for the chaos scenarios: killed, restarted, waited
-    for; its stderr across restarts in ``log``."""
+# Retries and sweeps fast enough for a scenario to see several within seconds.
+FAST = {
+    "QIWI_WEBHOOK_RETRY_MIN": "0.2",
+    "QIWI_WEBHOOK_RETRY_MAX": "2",
+    "QIWI_SWEEP_INTERVAL": "1",
+    "QIWI_DB_TIMEOUT": "2",
+}
 
-    def __init__(self, dsn: str, webhook_url: str, **env: str) -> None:
+# The gateway's own defaults, not the chaos harness's fast ones: the delivery policy's
+# findings were made with them.
+DEFAULTS = {
+    "QIWI_WEBHOOK_RETRY_MIN": "1",
+    "QIWI_WEBHOOK_RETRY_MAX": "600",
+    "QIWI_SWEEP_INTERVAL": "5",
+    "QIWI_DB_TIMEOUT": "5",
+}
+
+# The listener's tests deliver nothing; only the database's patience is theirs to set.
+INTAKE = {"QIWI_DB_TIMEOUT": "5"}
+
+
+class Gateway:
+    """``qiwi-gw serve`` as a process: started, waited for, killed, restarted; its stderr
+    across restarts in ``log``.
+
+    ``tuning`` is the set of settings the test's timing rests on (``FAST``, ``DEFAULTS``,
+    ``INTAKE``); ``env`` overrides it. Without ``console`` the operator listener is off, as
+    several gateways run at once and its fixed default port would collide. ``nofile`` sets
+    the descriptor limit, ``src`` runs another source tree.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        webhook_url: str | None = None,
+        *,
+        tuning: Mapping[str, str] = FAST,
+        host: str = "127.0.0.1",
+        console: bool = False,
+        nofile: int | None = None,
+        src: str | None = None,
+        **env: str,
+    ) -> None:
+        self.host = host
         self.port = unused_port()
+        self.console_port = unused_port() if console else 0
+        self.nofile = nofile
         self.env = {
             **os.environ,
             "DATABASE_URL": dsn,
-            "HOST": "127.0.0.1",
+            "HOST": host,
             "PORT": str(self.port),
-            "QIWI_WEBHOOK_URL": webhook_url,
-            "QIWI_WEBHOOK_RETRY_MIN": "0.2",
-            "QIWI_WEBHOOK_RETRY_MAX": "2",
-            "QIWI_SWEEP_INTERVAL": "1",
-            "QIWI_DB_TIMEOUT": "2",
-            # Several gateways run at once: none takes the operator port.
-            "QIWI_CONSOLE_PORT": "0",
+            "QIWI_CONSOLE_PORT": str(self.console_port),
+            **({"QIWI_WEBHOOK_URL": webhook_url} if webhook_url is not None else {}),
+            **tuning,
             **env,
         }
+        if src is not None:
+            self.env["PYTHONPATH"] = src
         self.process: asyncio.subprocess.Process | None = None
-        # The gateway's stderr across restarts, kept for a failing test's message.
-        handle, path = tempfile.mkstemp(prefix="qiwi-gw-chaos-", suffix=".log")
+        # Kept for a failing test's message and for the tests that read the log lines.
+        handle, path = tempfile.mkstemp(prefix="qiwi-gw-", suffix=".log")
         os.close(handle)
         self.log = Path(path)
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def console(self) -> str:
+        assert self.console_port, "started without console=True"
+        return f"http://127.0.0.1:{self.console_port}"
+
+    def _limit(self) -> None:
+        if self.nofile is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
 
     async def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "qiwi_gw", "serve", env=self.env, stderr=log
-            )
-        await self.wait_ready()
+        for _attempt in range(3):
+            with self.log.open("ab") as log:
+                self.process = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "qiwi_gw",
+                    "serve",
+                    env=self.env,
+                    stderr=log,
+                    preexec_fn=self._limit if self.nofile is not None else None,  # only setrlimit
+                )
+            if await until_ready(f"{self.base}/readyz", self.process, within=60):
+                return
+            if "cannot listen on" not in self.log_text():
+                break
+            # The port picked was taken meanwhile (other tests run beside these).
+            self.port = unused_port()
+            self.env["PORT"] = str(self.port)
+            if self.console_port:
+                self.console_port = unused_port()
+                self.env["QIWI_CONSOLE_PORT"] = str(self.console_port)
+        raise AssertionError(self.log_text()[-4000:])
 
     async def wait_ready(self, within: float = 60) -> float:
         """Seconds until /readyz answers 200."""
         started = time.monotonic()
         assert self.process is not None
         if not await until_ready(f"{self.base}/readyz", self.process, within=within):
-            raise AssertionError(self.log_text())
+            raise AssertionError(self.log_text()[-4000:])
         return time.monotonic() - started
 
     def kill(self) -> None:
@@ -88,6 +153,7 @@ class Gateway:
         self.process.send_signal(signal.SIGKILL)
 
     async def terminate(self) -> int:
+        """SIGTERM, and the exit code once the gateway has shut down."""
         assert self.process is not None
         if self.process.returncode is None:
             self.process.terminate()
@@ -97,77 +163,6 @@ class Gateway:
     async def wait(self) -> int:
         assert self.process is not None
         return await self.process.wait()
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
-
-
-class GatewayProcess:
-    """``qiwi-gw serve`` as a process, optionally under a low descriptor limit."""
-
-    def __init__(
-        self, dsn: str, *, nofile: int | None = None, src: str | None = None, **env: str
-    ) -> None:
-        self.port = unused_port()
-        self.console_port = unused_port()
-        self.nofile = nofile
-        self.env = {
-            **os.environ,
-            "DATABASE_URL": dsn,
-            "HOST": QIWI,
-            "PORT": str(self.port),
-            "QIWI_CONSOLE_PORT": str(self.console_port),
-            "QIWI_DB_TIMEOUT": "5",
-            **env,
-        }
-        if src is not None:
-            self.env["PYTHONPATH"] = src
-        self.process: asyncio.subprocess.Process | None = None
-        handle, path = tempfile.mkstemp(prefix="qiwi-gw-intake-", suffix=".log")
-        os.close(handle)
-        self.log = Path(path)
-
-    @property
-    def base(self) -> str:
-        return f"http://{QIWI}:{self.port}"
-
-    @property
-    def console(self) -> str:
-        return f"http://127.0.0.1:{self.console_port}"
-
-    def _limit(self) -> None:
-        if self.nofile is not None:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
-
-    async def start(self) -> None:
-        for _attempt in range(3):
-            if await self._started():
-                return
-            # The port picked was taken meanwhile (other tests run beside these).
-            assert "cannot listen on" in self.log_text(), self.log_text()
-            self.port, self.console_port = unused_port(), unused_port()
-            self.env.update(PORT=str(self.port), QIWI_CONSOLE_PORT=str(self.console_port))
-        raise AssertionError(self.log_text())
-
-    async def _started(self) -> bool:
-        with self.log.open("ab") as log:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "qiwi_gw",
-                "serve",
-                env=self.env,
-                stderr=log,
-                preexec_fn=self._limit,  # only setrlimit, before exec
-            )
-        return await until_ready(f"{self.base}/readyz", self.process, within=60)
-
-    async def stop(self) -> int:
-        assert self.process is not None
-        if self.process.returncode is None:
-            self.process.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(60):
-            return await self.process.wait()
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
@@ -184,24 +179,15 @@ class GatewayProcess:
 
 
 @asynccontextmanager
-async def gateway(dsn: str, **options: Any) -> AsyncIterator[GatewayProcess]:
-    process = GatewayProcess(dsn, **options)
+async def gateway(dsn: str, **options: Any) -> AsyncIterator[Gateway]:
+    """A ``Gateway`` for the listener's tests: QIWI's address, the console on a port of its
+    own, the listener's tuning."""
+    process = Gateway(dsn, host=QIWI, console=True, tuning=INTAKE, **options)
     await process.start()
     try:
         yield process
     finally:
-        await process.stop()
-
-
-# The gateway's own defaults, not the chaos harness's fast ones: the findings
-# were made with them.
-DEFAULTS = {
-    "QIWI_WEBHOOK_RETRY_MIN": "1",
-    "QIWI_WEBHOOK_RETRY_MAX": "600",
-    "QIWI_SWEEP_INTERVAL": "5",
-    "QIWI_DB_TIMEOUT": "5",
-    "QIWI_CONSOLE_PORT": "0",
-}
+        await process.terminate()
 
 
 class Receiving(Protocol):
@@ -212,7 +198,7 @@ class Receiving(Protocol):
 @asynccontextmanager
 async def default_gateway(dsn: str, backend: Receiving, **env: str) -> AsyncIterator[Gateway]:
     """A ``Gateway`` with the gateway's own defaults, delivering to ``backend``."""
-    process = Gateway(dsn, backend.url, **{**DEFAULTS, **env})
+    process = Gateway(dsn, backend.url, tuning=DEFAULTS | env)
     await process.start()
     try:
         yield process
