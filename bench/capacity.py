@@ -41,7 +41,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 from aiohttp.test_utils import unused_port
-from tests.support.backend import receiver
+from tests.support.backend import Backend
 from tests.support.database import with_database
 from tests.support.gateway import until_ready
 
@@ -397,8 +397,8 @@ async def one_run(server_dsn: str, payments: int, concurrency: int, number: int)
     name = f"qiwi_gw_capacity_{os.getpid()}_{number}"
     async with (
         run_database(server_dsn, name) as dsn,
-        receiver() as (backend, hook),
-        gateway(dsn, hook) as gw,
+        Backend() as backend,
+        gateway(dsn, backend.url) as gw,
     ):
         await send_load(gw.base, 10**12, WARM_UP, concurrency)
         await backend.wait_count(WARM_UP, within=120)

@@ -27,7 +27,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 from aiohttp import web
-from tests.support.backend import CodeBackend, running
+from tests.support.backend import Backend, Received
 from tests.support.database import commits, own_database
 from tests.support.gateway import default_gateway
 from tests.support.qiwi import pay
@@ -46,13 +46,13 @@ async def fresh_database(server_dsn: str) -> AsyncIterator[str]:
 
 
 async def idle_outage_commits(server_dsn: str) -> int:
-    async def unavailable(_code: str) -> web.StreamResponse:
+    async def unavailable(_received: Received) -> web.StreamResponse:
         return web.Response(status=503)
 
-    backend = CodeBackend(answer=unavailable)
+    backend = Backend(unavailable)
     async with (
         fresh_database(server_dsn) as dsn,
-        running(backend),
+        backend,
         default_gateway(dsn, backend) as gw,
     ):
         async with aiohttp.ClientSession() as session:
@@ -67,13 +67,13 @@ async def idle_outage_commits(server_dsn: str) -> int:
 
 
 async def rejected_attempts(server_dsn: str) -> int:
-    async def reject_one(code: str) -> web.StreamResponse:
-        return web.Response(status=422) if code == "999999" else web.Response(text="ok")
+    async def reject_one(received: Received) -> web.StreamResponse:
+        return web.Response(status=422) if received.code == "999999" else web.Response(text="ok")
 
-    backend = CodeBackend(answer=reject_one)
+    backend = Backend(reject_one)
     async with (
         fresh_database(server_dsn) as dsn,
-        running(backend),
+        backend,
         default_gateway(dsn, backend) as gw,
     ):
         async with aiohttp.ClientSession() as session:
@@ -88,45 +88,45 @@ async def rejected_attempts(server_dsn: str) -> int:
 
 
 async def good_after_rejections(server_dsn: str) -> float:
-    async def reject_bad(code: str) -> web.StreamResponse:
-        return web.Response(status=422) if int(code) >= 900 else web.Response(text="ok")
+    async def reject_bad(received: Received) -> web.StreamResponse:
+        return web.Response(status=422) if int(received.code) >= 900 else web.Response(text="ok")
 
-    backend = CodeBackend(answer=reject_bad)
+    backend = Backend(reject_bad)
     env = {"QIWI_WEBHOOK_CONCURRENCY": "2", "QIWI_WEBHOOK_RETRY_MAX": "8"}
     async with (
         fresh_database(server_dsn) as dsn,
-        running(backend),
+        backend,
         default_gateway(dsn, backend, **env) as gw,
         aiohttp.ClientSession() as session,
     ):
         for n in range(12):
             await pay(session, gw.base, str(900 + n))
-        await backend.wait_for(lambda: len(backend.hits) >= 12, within=30)
+        await backend.wait_for(lambda: len(backend.answered()) >= 12, within=30)
         sent = await pay(session, gw.base, "1")
         try:
             await backend.wait_for(lambda: "1" in backend.delivered(), within=CAP)
         except TimeoutError:
             return float("inf")
-        return backend.delivered()["1"][0].at - sent
+        return backend.delivered()["1"][0].started - sent
 
 
 async def recovery(server_dsn: str, held: int) -> dict[str, Any]:
     up = asyncio.Event()
 
-    async def down_until_up(_code: str) -> web.StreamResponse:
+    async def down_until_up(_received: Received) -> web.StreamResponse:
         return web.Response(text="ok") if up.is_set() else web.Response(status=503)
 
-    backend = CodeBackend(answer=down_until_up)
+    backend = Backend(down_until_up)
     env = {"QIWI_WEBHOOK_RETRY_MIN": "0.2", "QIWI_WEBHOOK_RETRY_MAX": "1"}
     async with (
         fresh_database(server_dsn) as dsn,
-        running(backend),
+        backend,
         default_gateway(dsn, backend, **env) as gw,
     ):
         async with aiohttp.ClientSession() as session:
             for txn in ("1", "2", "3", "4"):
                 await pay(session, gw.base, txn)
-        await backend.wait_for(lambda: len(backend.hits) >= 6, within=30)
+        await backend.wait_for(lambda: len(backend.answered()) >= 6, within=30)
         connection = await asyncpg.connect(dsn)
         try:
             has_hold = await connection.fetchval(
@@ -149,7 +149,9 @@ async def recovery(server_dsn: str, held: int) -> dict[str, Any]:
             await connection.close()
 
         def held_delivered() -> int:
-            return sum(1 for hit in backend.hits if int(hit.code) >= 500000 and hit.status == 200)
+            return sum(
+                1 for hit in backend.answered() if int(hit.code) >= 500000 and hit.status == 200
+            )
 
         up.set()
         started = time.monotonic()
@@ -159,9 +161,11 @@ async def recovery(server_dsn: str, held: int) -> dict[str, Any]:
             return {"first_delivery_s": None, "rate_per_s": 0.0}
         first = time.monotonic() - started
         # The backend's recovery as the gateway sees it: its first 2xx after up.set().
-        recovered = min(hit.at for hit in backend.hits if hit.status == 200)
+        recovered = min(hit.started for hit in backend.answered() if hit.status == 200)
         first_held = min(
-            hit.at for hit in backend.hits if int(hit.code) >= 500000 and hit.status == 200
+            hit.started
+            for hit in backend.answered()
+            if int(hit.code) >= 500000 and hit.status == 200
         )
         count_before = held_delivered()
         await asyncio.sleep(10)

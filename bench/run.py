@@ -36,7 +36,7 @@ import aiohttp
 import asyncpg
 from aiohttp.test_utils import unused_port
 from tests.support import database
-from tests.support.backend import receiver
+from tests.support.backend import Backend
 from tests.support.database import with_database
 
 from bench import slices
@@ -284,7 +284,7 @@ async def alternate(
 
 @asynccontextmanager
 async def gateway_with_receiver(dsn: str) -> AsyncIterator[tuple[Process, str]]:
-    async with receiver() as (_, hook), gateway(dsn, hook) as gw:
+    async with Backend() as hook, gateway(dsn, hook.url) as gw:
         yield gw, dsn
 
 
@@ -402,9 +402,9 @@ async def drain(databases: Databases, rows: int) -> tuple[float, float]:
         rows,
     )
     await connection.close()
-    async with receiver() as (counted, hook):
+    async with Backend() as counted:
         started = time.perf_counter()
-        async with gateway(dsn, hook):
+        async with gateway(dsn, counted.url):
             await counted.wait_count(rows, within=600)
             ours = rows / (time.perf_counter() - started)
     theirs = await pgqueuer_drain(await databases.fresh("pgqueuer"), rows)

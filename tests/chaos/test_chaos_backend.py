@@ -8,7 +8,7 @@ import random
 import pytest
 from aiohttp import web
 
-from tests.support.backend import accept_all, backend
+from tests.support.backend import Backend, Received, accept
 from tests.support.chaos import QUIET, TIMEOUT, assert_money_invariants, report, scale
 from tests.support.gateway import Gateway
 from tests.support.qiwi import Qiwi
@@ -16,27 +16,27 @@ from tests.support.qiwi import Qiwi
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(TIMEOUT), QUIET]
 
 
-async def flapping(request: web.Request) -> web.StreamResponse:
+async def flapping(_received: Received) -> web.StreamResponse:
     return web.Response(status=random.choice([200, 500, 503]))
 
 
-async def slow(request: web.Request) -> web.StreamResponse:
+async def slow(_received: Received) -> web.StreamResponse:
     await asyncio.sleep(scale(1, 5))  # a slow backend is the fault being injected
     return web.Response()
 
 
-async def hanging(request: web.Request) -> web.StreamResponse:
+async def hanging(_received: Received) -> web.StreamResponse:
     await asyncio.sleep(scale(3, 20))  # past QIWI_WEBHOOK_TIMEOUT
     return web.Response()
 
 
-async def redirecting(request: web.Request) -> web.StreamResponse:
+async def redirecting(_received: Received) -> web.StreamResponse:
     raise web.HTTPFound("/elsewhere")
 
 
 async def test_backend_down_flapping_slow_hanging_redirecting(database_dsn: str) -> None:
     phase_seconds = scale(1.5, 10)
-    async with backend() as hook:
+    async with Backend() as hook:
         gateway = Gateway(database_dsn, hook.url, QIWI_WEBHOOK_TIMEOUT=str(scale(1, 10)))
         await gateway.start()
 
@@ -51,10 +51,10 @@ async def test_backend_down_flapping_slow_hanging_redirecting(database_dsn: str)
         await phase(troubled, scale(3, 30))  # backend down
         await hook.start()
         for behaviour in (flapping, slow, hanging, redirecting):
-            hook.behaviour = behaviour
+            hook.respond = behaviour
             await phase(troubled, phase_seconds)
-        hook.behaviour = accept_all
-        requests_while_troubled = hook.requests
+        hook.respond = accept
+        requests_while_troubled = len(hook.received)
 
         stored = await assert_money_invariants(healthy, database_dsn)
         await assert_money_invariants(troubled, database_dsn)

@@ -9,7 +9,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from tests.support.backend import backend
+from tests.support.backend import Backend
 from tests.support.chaos import QUIET, TIMEOUT, assert_money_invariants, report, scale
 from tests.support.gateway import Gateway
 from tests.support.postgres import disposable_postgres
@@ -31,7 +31,7 @@ async def first_zero_after(qiwi: Qiwi, base: str, since: float, within: float) -
 async def test_database_restart_and_cut_connections_under_load() -> None:
     qiwi = Qiwi()
     with disposable_postgres() as postgres:
-        async with backend() as hook:
+        async with Backend() as hook:
             gateway = Gateway(postgres.dsn, hook.url, QIWI_DB_TIMEOUT="1")
             await gateway.start()
             stop = asyncio.Event()

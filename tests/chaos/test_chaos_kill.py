@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.support.backend import backend
+from tests.support.backend import Backend
 from tests.support.chaos import QUIET, TIMEOUT, assert_money_invariants, report, scale
 from tests.support.gateway import Gateway
 from tests.support.qiwi import Qiwi
@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.chaos, pytest.mark.timeout(TIMEOUT), QUIET]
 async def test_kill_9_under_load_five_times(database_dsn: str) -> None:
     qiwi = Qiwi()
     worst_recovery = 0.0
-    async with backend() as hook:
+    async with Backend() as hook:
         gateway = Gateway(database_dsn, hook.url)
         await gateway.start()
         for _ in range(5):

@@ -16,7 +16,7 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import unused_port
 
-from tests.support.backend import backend
+from tests.support.backend import Backend
 from tests.support.chaos import QUIET, TIMEOUT, assert_money_invariants, report, scale
 from tests.support.gateway import FAST, Gateway
 from tests.support.postgres import DisposablePostgres, disposable_postgres
@@ -75,7 +75,7 @@ pidfile = {directory}/pgbouncer.pid
 async def test_protocol_and_webhooks_through_pgbouncer() -> None:
     qiwi = Qiwi()
     with disposable_postgres() as postgres, pgbouncer(postgres) as bouncer_port:
-        async with backend() as hook:
+        async with Backend() as hook:
             env = {
                 "PG_HOST": "127.0.0.1",
                 "PG_PORT": str(bouncer_port),

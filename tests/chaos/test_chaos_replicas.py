@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from tests.support.backend import backend
+from tests.support.backend import Backend
 from tests.support.chaos import QUIET, TIMEOUT, assert_money_invariants, report, scale
 from tests.support.gateway import Gateway
 from tests.support.qiwi import Qiwi
@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.chaos, pytest.mark.timeout(TIMEOUT), QUIET]
 
 async def test_three_replicas_one_killed(database_dsn: str) -> None:
     qiwi = Qiwi()
-    async with backend() as hook:
+    async with Backend() as hook:
         replicas = [Gateway(database_dsn, hook.url) for _ in range(3)]
         await asyncio.gather(*(replica.start() for replica in replicas))
         stop = asyncio.Event()

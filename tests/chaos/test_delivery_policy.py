@@ -21,7 +21,7 @@ import asyncpg
 import pytest
 from aiohttp import web
 
-from tests.support.backend import CodeBackend, running
+from tests.support.backend import Backend, Received
 from tests.support.chaos import QUIET
 from tests.support.database import commits
 from tests.support.gateway import default_gateway
@@ -47,11 +47,11 @@ def database_name(dsn: str) -> str:
 async def test_an_outage_does_not_spin_on_the_database_or_the_cpu(
     database_dsn: str, server_dsn: str
 ) -> None:
-    async def unavailable(_code: str) -> web.StreamResponse:
+    async def unavailable(_received: Received) -> web.StreamResponse:
         return web.Response(status=503)
 
-    backend = CodeBackend(answer=unavailable)
-    async with running(backend), default_gateway(database_dsn, backend) as gw:
+    backend = Backend(unavailable)
+    async with backend, default_gateway(database_dsn, backend) as gw:
         assert gw.process is not None
         async with aiohttp.ClientSession() as session:
             await pay(session, gw.base, "1")
@@ -75,18 +75,18 @@ async def test_an_outage_does_not_spin_on_the_database_or_the_cpu(
 async def test_a_hung_backend_costs_no_cpu_while_it_hangs(database_dsn: str) -> None:
     release = asyncio.Event()
 
-    async def hang(_code: str) -> web.StreamResponse:
+    async def hang(_received: Received) -> web.StreamResponse:
         await release.wait()
         return web.Response(text="ok")
 
-    backend = CodeBackend(answer=hang)
+    backend = Backend(hang)
     env = {"QIWI_WEBHOOK_CONCURRENCY": "2", "QIWI_WEBHOOK_TIMEOUT": "60"}
-    async with running(backend), default_gateway(database_dsn, backend, **env) as gw:
+    async with backend, default_gateway(database_dsn, backend, **env) as gw:
         assert gw.process is not None
         async with aiohttp.ClientSession() as session:
             for first in ("1", "2", "3"):
                 await pay(session, gw.base, first)
-            await backend.wait_for(lambda: backend.started == 2, within=30)
+            await backend.wait_for(lambda: len(backend.received) == 2, within=30)
             # Both slots hang; further payments still arrive and notify.
             cpu_before = cpu_seconds(gw.process.pid)
             for txn in range(4, 14):
@@ -109,12 +109,12 @@ BAD = "999999"
 async def test_a_rejected_payment_is_not_retried_by_every_healthy_delivery(
     database_dsn: str,
 ) -> None:
-    async def reject_one(code: str) -> web.StreamResponse:
-        return web.Response(status=422) if code == BAD else web.Response(text="ok")
+    async def reject_one(received: Received) -> web.StreamResponse:
+        return web.Response(status=422) if received.code == BAD else web.Response(text="ok")
 
-    backend = CodeBackend(answer=reject_one)
+    backend = Backend(reject_one)
     env = {"QIWI_WEBHOOK_RETRY_MIN": "0.5"}
-    async with running(backend), default_gateway(database_dsn, backend, **env) as gw:
+    async with backend, default_gateway(database_dsn, backend, **env) as gw:
         async with aiohttp.ClientSession() as session:
             await pay(session, gw.base, BAD)
             deadline = time.monotonic() + 8
@@ -130,7 +130,7 @@ async def test_a_rejected_payment_is_not_retried_by_every_healthy_delivery(
 
 
 async def latencies(
-    backend: CodeBackend, session: aiohttp.ClientSession, base: str, txns: list[str]
+    backend: Backend, session: aiohttp.ClientSession, base: str, txns: list[str]
 ) -> list[float]:
     """Pay each txn at ~20/s; from each pay sent to its webhook received."""
     sent: dict[str, float] = {}
@@ -139,17 +139,17 @@ async def latencies(
         await asyncio.sleep(0.05)  # open-ish loop: a steady stream
     await backend.wait_for(lambda: all(t in backend.delivered() for t in txns), within=60)
     delivered = backend.delivered()
-    return [delivered[t][0].at - sent[t] for t in txns]
+    return [delivered[t][0].started - sent[t] for t in txns]
 
 
 async def test_rejected_payments_do_not_delay_good_ones(database_dsn: str) -> None:
-    async def reject_bad(code: str) -> web.StreamResponse:
-        return web.Response(status=422) if int(code) >= 9000 else web.Response(text="ok")
+    async def reject_bad(received: Received) -> web.StreamResponse:
+        return web.Response(status=422) if int(received.code) >= 9000 else web.Response(text="ok")
 
-    backend = CodeBackend(answer=reject_bad)
+    backend = Backend(reject_bad)
     env = {"QIWI_WEBHOOK_RETRY_MIN": "0.2", "QIWI_WEBHOOK_RETRY_MAX": "2"}
     async with (
-        running(backend),
+        backend,
         default_gateway(database_dsn, backend, **env) as gw,
         aiohttp.ClientSession() as session,
     ):
@@ -168,13 +168,13 @@ async def test_rejected_payments_do_not_delay_good_ones(database_dsn: str) -> No
 
 
 async def test_twelve_rejections_do_not_open_the_breaker(database_dsn: str) -> None:
-    async def reject_bad(code: str) -> web.StreamResponse:
-        return web.Response(status=422) if int(code) >= 900 else web.Response(text="ok")
+    async def reject_bad(received: Received) -> web.StreamResponse:
+        return web.Response(status=422) if int(received.code) >= 900 else web.Response(text="ok")
 
-    backend = CodeBackend(answer=reject_bad)
+    backend = Backend(reject_bad)
     env = {"QIWI_WEBHOOK_CONCURRENCY": "2", "QIWI_WEBHOOK_RETRY_MAX": "8"}
     async with (
-        running(backend),
+        backend,
         default_gateway(database_dsn, backend, **env) as gw,
         aiohttp.ClientSession() as session,
     ):
@@ -216,17 +216,17 @@ async def hold_rows(dsn: str, count: int) -> None:
 async def test_the_end_of_an_outage_releases_every_held_row_once(database_dsn: str) -> None:
     up = asyncio.Event()
 
-    async def down_until_up(_code: str) -> web.StreamResponse:
+    async def down_until_up(_received: Received) -> web.StreamResponse:
         return web.Response(text="ok") if up.is_set() else web.Response(status=503)
 
-    backend = CodeBackend(answer=down_until_up)
+    backend = Backend(down_until_up)
     env = {"QIWI_WEBHOOK_RETRY_MIN": "0.2", "QIWI_WEBHOOK_RETRY_MAX": "1"}
-    async with running(backend), default_gateway(database_dsn, backend, **env) as gw:
+    async with backend, default_gateway(database_dsn, backend, **env) as gw:
         async with aiohttp.ClientSession() as session:
             for txn in ("1", "2", "3", "4"):
                 await pay(session, gw.base, txn)
         # Three "down" answers open the breaker; the backlog of a long outage.
-        await backend.wait_for(lambda: len(backend.hits) >= 4, within=30)
+        await backend.wait_for(lambda: len(backend.answered()) >= 4, within=30)
         await hold_rows(database_dsn, HELD_ROWS)
         up.set()
         await backend.wait_for(lambda: len(backend.delivered()) == HELD_ROWS + 4, within=240)
@@ -246,14 +246,14 @@ async def test_the_end_of_an_outage_releases_every_held_row_once(database_dsn: s
 async def test_a_slow_outcome_write_does_not_let_another_gateway_resend(
     database_dsn: str,
 ) -> None:
-    backend = CodeBackend()
+    backend = Backend()
     # A 1 s attempt timeout: the old lease was 11 s, while three tries of a 5 s
     # statement can take 15 s. The lock below outlasts the old lease.
     env = {"QIWI_WEBHOOK_TIMEOUT": "1", "QIWI_SWEEP_INTERVAL": "1"}
     blocker = await asyncpg.connect(database_dsn)
     try:
         async with (
-            running(backend),
+            backend,
             default_gateway(database_dsn, backend, **env) as first,
             default_gateway(database_dsn, backend, **env) as second,
         ):
@@ -290,7 +290,7 @@ async def test_an_exception_while_sending_is_recorded_and_backed_off(
 ) -> None:
     from qiwi_gw import webhook
 
-    backend = CodeBackend()
+    backend = Backend()
     calls = 0
     real_payload = webhook.payload
 
@@ -302,7 +302,7 @@ async def test_an_exception_while_sending_is_recorded_and_backed_off(
         return real_payload(row, zone)
 
     monkeypatch.setattr(webhook, "payload", broken_once)
-    async with running(backend):
+    async with backend:
         client = await make_client(
             QIWI_WEBHOOK_URL=backend.url,
             QIWI_WEBHOOK_RETRY_MIN="0.2",
@@ -378,12 +378,12 @@ async def test_the_backlog_says_held_from_backing_off(db: Any) -> None:
 
 
 async def test_a_few_payments_answered_500_keep_their_own_backoff(database_dsn: str) -> None:
-    async def fail_some(code: str) -> web.StreamResponse:
-        return web.Response(status=500) if int(code) >= 9000 else web.Response(text="ok")
+    async def fail_some(received: Received) -> web.StreamResponse:
+        return web.Response(status=500) if int(received.code) >= 9000 else web.Response(text="ok")
 
-    backend = CodeBackend(answer=fail_some)
+    backend = Backend(fail_some)
     async with (
-        running(backend),
+        backend,
         default_gateway(database_dsn, backend) as gw,
         aiohttp.ClientSession() as session,
     ):
@@ -404,13 +404,13 @@ async def test_a_few_payments_answered_500_keep_their_own_backoff(database_dsn: 
 
 
 async def test_every_scheduled_retry_wakes_the_dispatcher(database_dsn: str) -> None:
-    async def reject(code: str) -> web.StreamResponse:
+    async def reject(received: Received) -> web.StreamResponse:
         return web.Response(status=422)
 
-    backend = CodeBackend(answer=reject)
+    backend = Backend(reject)
     env = {"QIWI_WEBHOOK_RETRY_MAX": "1", "QIWI_SWEEP_INTERVAL": "60"}
     async with (
-        running(backend),
+        backend,
         default_gateway(database_dsn, backend, **env) as gw,
         aiohttp.ClientSession() as session,
     ):
@@ -418,7 +418,7 @@ async def test_every_scheduled_retry_wakes_the_dispatcher(database_dsn: str) -> 
         await asyncio.sleep(0.3)  # the second one's retry falls due after the first's
         await pay(session, gw.base, "2")
         await backend.wait_for(lambda: backend.attempts("2") >= 2, within=30)
-    second = [hit.at for hit in backend.hits if hit.code == "2"]
+    second = [hit.started for hit in backend.answered() if hit.code == "2"]
     # RETRY_MIN 1 s +-20 %: not the 60 s sweep the loop waited for when it
     # remembered only the earliest retry.
     assert second[1] - second[0] < 5, second
@@ -427,21 +427,21 @@ async def test_every_scheduled_retry_wakes_the_dispatcher(database_dsn: str) -> 
 async def test_slow_deliveries_do_not_stall_the_others(database_dsn: str) -> None:
     release = asyncio.Event()
 
-    async def slow_some(code: str) -> web.StreamResponse:
-        if int(code) >= 900:
+    async def slow_some(received: Received) -> web.StreamResponse:
+        if int(received.code) >= 900:
             await release.wait()
         return web.Response(text="ok")
 
-    backend = CodeBackend(answer=slow_some)
+    backend = Backend(slow_some)
     env = {"QIWI_WEBHOOK_TIMEOUT": "60"}
     async with (
-        running(backend),
+        backend,
         default_gateway(database_dsn, backend, **env) as gw,
         aiohttp.ClientSession() as session,
     ):
         slow = [str(900 + n) for n in range(9)]
         await asyncio.gather(*(pay(session, gw.base, txn) for txn in slow))
-        await backend.wait_for(lambda: backend.started >= 9, within=30)
+        await backend.wait_for(lambda: len(backend.received) >= 9, within=30)
         # Nine of sixteen slots hang; a burst of good payments fills the rest.
         good = [str(n) for n in range(1, 21)]
         started = time.monotonic()
@@ -458,6 +458,6 @@ async def test_a_restart_during_an_outage_probes_with_a_held_row(database_dsn: s
     # Rows an outage held back, scheduled an hour ahead; the gateway starts after
     # the backend is back, with no new payment to send.
     await hold_rows(database_dsn, 50)
-    backend = CodeBackend()
-    async with running(backend), default_gateway(database_dsn, backend):
+    backend = Backend()
+    async with backend, default_gateway(database_dsn, backend):
         await backend.wait_for(lambda: len(backend.delivered()) == 50, within=30)

@@ -21,7 +21,7 @@ from qiwi_gw import dispatcher as dispatcher_module
 from qiwi_gw import keys
 from qiwi_gw.dispatcher import Dispatcher
 from tests.support.app import ClientFactory
-from tests.support.backend import Backend
+from tests.support.backend import Backend, Received
 
 PAY = {
     "command": "pay",
@@ -97,7 +97,7 @@ async def test_a_lost_notification_still_sends_it(
 async def test_nothing_is_claimed_on_insert_while_the_backend_is_down(
     make_client: ClientFactory, db: Any
 ) -> None:
-    async def down(request: web.Request, number: int) -> web.StreamResponse:
+    async def down(received: Received) -> web.StreamResponse:
         return web.Response(status=503)
 
     async with Backend(down) as backend:

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from qiwi_gw.console import payments as payments_page
 from tests.support.app import ClientFactory
-from tests.support.backend import Backend
+from tests.support.backend import Backend, Received
 from tests.support.console import HOSTILE_ACCOUNT, Pair, start_pair
 from tests.support.rows import add_attempt, add_payment, execute, row
 
@@ -65,7 +65,7 @@ async def test_overview_shows_the_listener_and_last_error(
 async def test_overview_shows_an_outage_and_the_rows_it_holds(
     make_client: ClientFactory, aiohttp_client: Any, database_dsn: str, db: Any
 ) -> None:
-    async def down(request: web.Request, number: int) -> web.StreamResponse:
+    async def down(received: Received) -> web.StreamResponse:
         return web.Response(status=503)
 
     async with Backend(down) as backend:

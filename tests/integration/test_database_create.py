@@ -26,7 +26,7 @@ from qiwi_gw import migrations, provision, server
 from qiwi_gw.errors import ConfigError, DatabaseUnavailableError
 from qiwi_gw.provision import connection_problem
 from qiwi_gw.settings import DatabaseSettings, Settings
-from tests.support.backend import backend
+from tests.support.backend import Backend
 from tests.support.cli import run_process
 from tests.support.database import drop_database, with_database
 from tests.support.gateway import Gateway
@@ -61,7 +61,7 @@ async def pay_answer(base: str, txn: str) -> str:
 
 
 async def test_missing_database_is_created_migrated_and_serves(missing_database: str) -> None:
-    async with backend() as hook:
+    async with Backend() as hook:
         gateway = Gateway(missing_database, hook.url)
         await gateway.start()
         try:
@@ -84,7 +84,7 @@ async def test_a_name_that_needs_url_escapes_is_created_migrated_and_serves(
     or the database is created and then never reached."""
     dsn = with_database(server_dsn, quote(name, safe=""))
     try:
-        async with backend() as hook:
+        async with Backend() as hook:
             gateway = Gateway(dsn, hook.url)
             await gateway.start()
             try:
@@ -102,7 +102,7 @@ async def test_a_name_that_needs_url_escapes_is_created_migrated_and_serves(
 async def test_two_gateways_starting_on_a_missing_database_both_serve(
     missing_database: str,
 ) -> None:
-    async with backend() as hook:
+    async with Backend() as hook:
         gateways = [Gateway(missing_database, hook.url) for _ in range(2)]
         try:
             await asyncio.gather(*(gateway.start() for gateway in gateways))

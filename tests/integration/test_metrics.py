@@ -8,7 +8,7 @@ from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.app import ClientFactory
-from tests.support.backend import Backend
+from tests.support.backend import Backend, Received
 
 PAY = {
     "command": "pay",
@@ -56,7 +56,7 @@ async def test_pending_payments_and_their_age_show_while_the_backend_is_down(
 ) -> None:
     refused = asyncio.Event()
 
-    async def failing(request: web.Request, number: int) -> web.StreamResponse:
+    async def failing(received: Received) -> web.StreamResponse:
         refused.set()
         return web.Response(status=503)
 
@@ -74,7 +74,7 @@ async def test_pending_payments_and_their_age_show_while_the_backend_is_down(
 async def test_an_outage_shows_as_backend_down_with_held_payments(
     make_client: ClientFactory, db: object
 ) -> None:
-    async def failing(request: web.Request, number: int) -> web.StreamResponse:
+    async def failing(received: Received) -> web.StreamResponse:
         return web.Response(status=503)
 
     async with Backend(failing) as backend:

@@ -15,7 +15,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from qiwi_gw import keys
 from tests.support.app import ClientFactory
-from tests.support.backend import Backend
+from tests.support.backend import Backend, Received
 from tests.support.qiwi import result_of
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -39,14 +39,14 @@ async def test_payload_and_completion(make_client: ClientFactory, db: Any) -> No
         await backend.wait_delivered({"563456456745"})
     row = await db.fetchrow("SELECT * FROM qiwi_transaction")
     created = row["created_at"].replace(tzinfo=UTC).astimezone(ZoneInfo("Europe/Moscow"))
-    assert backend.delivered[0].body == {
+    assert backend.delivered()["563456456745"][0].body == {
         "id": answer["prv_txn"],
         "account": "42",
         "code": "563456456745",
         "sum": 45.0,
         "created_at": created.strftime("%Y-%m-%d %H:%M:%S"),
     }
-    assert backend.delivered[0].headers["Content-Type"] == "application/json"
+    assert backend.delivered()["563456456745"][0].headers["Content-Type"] == "application/json"
     await client.close()  # the dispatcher records before it stops
     row = await db.fetchrow("SELECT * FROM qiwi_transaction")
     assert row["status"] == 1
@@ -64,8 +64,8 @@ async def test_failures_are_retried_until_a_2xx(
 ) -> None:
     hang = asyncio.Event()
 
-    async def flaky(request: web.Request, number: int) -> web.StreamResponse:
-        if number >= 2:
+    async def flaky(received: Received) -> web.StreamResponse:
+        if received.number >= 2:
             return web.Response(status=204)
         if failure == "redirect":
             raise web.HTTPFound("/hook")
@@ -105,7 +105,7 @@ async def test_backlog_drains_within_seconds_of_the_backend_returning(
     the backlog arrive within the wait below."""
     up = asyncio.Event()
 
-    async def outage(request: web.Request, number: int) -> web.StreamResponse:
+    async def outage(received: Received) -> web.StreamResponse:
         return web.Response(status=200 if up.is_set() else 503)
 
     async with Backend(outage) as backend:
@@ -164,7 +164,7 @@ async def test_a_killed_listen_connection_does_not_wait_for_the_sweep(
 async def test_two_dispatchers_never_deliver_one_row_at_the_same_time(
     make_client: ClientFactory, db: Any
 ) -> None:
-    async def slowish(request: web.Request, number: int) -> web.StreamResponse:
+    async def slowish(received: Received) -> web.StreamResponse:
         await asyncio.sleep(0)  # yield, so deliveries interleave
         return web.Response()
 
@@ -198,7 +198,7 @@ async def test_signature_verifies_with_standardwebhooks(make_client: ClientFacto
         await client.get("/payment", params=pay(9))
         await backend.wait_delivered({"9"})
         await client.close()
-    item = backend.delivered[0]
+    item = backend.delivered()["9"][0]
     assert Webhook(SECRET).verify(item.raw, item.headers) == item.body
     assert item.headers["webhook-id"] == "qiwi_txn_9"
     with pytest.raises(WebhookVerificationError):
@@ -209,8 +209,8 @@ async def test_signature_verifies_with_standardwebhooks(make_client: ClientFacto
 
 
 async def test_webhook_id_is_stable_across_retries(make_client: ClientFactory) -> None:
-    async def fail_once(request: web.Request, number: int) -> web.StreamResponse:
-        return web.Response(status=500 if number == 0 else 200)
+    async def fail_once(received: Received) -> web.StreamResponse:
+        return web.Response(status=500 if received.number == 0 else 200)
 
     async with Backend(fail_once) as backend:
         client = await make_client(

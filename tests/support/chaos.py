@@ -1,6 +1,6 @@
 """The fault-injection suite's own pieces: its scale, the money invariants every scenario
 asserts, and the figures it reports. The processes it breaks are ``tests.support``'s:
-``gateway.Gateway``, ``backend.backend``, ``postgres.disposable_postgres``, ``qiwi.Qiwi``.
+``gateway.Gateway``, ``backend.Backend``, ``postgres.disposable_postgres``, ``qiwi.Qiwi``.
 
 ``make chaos`` sets CHAOS_FULL=1 for the full loads and durations; the normal
 suite (and CI) runs the same scenarios small. With CHAOS_REPORT=path each
