@@ -32,7 +32,7 @@ async def test_database_restart_and_cut_connections_under_load() -> None:
     qiwi = Qiwi()
     with disposable_postgres() as postgres:
         async with Backend() as hook:
-            gateway = Gateway(postgres.dsn, hook.url, QIWI_DB_TIMEOUT="1")
+            gateway = Gateway(postgres.dsn(), hook.url, QIWI_DB_TIMEOUT="1")
             await gateway.start()
             stop = asyncio.Event()
             load = asyncio.create_task(
@@ -53,7 +53,7 @@ async def test_database_restart_and_cut_connections_under_load() -> None:
 
             # 2. Every connection of the gateway's cut at once, the listener's included.
             await asyncio.sleep(scale(1, 5))
-            admin = await asyncpg.connect(postgres.dsn)
+            admin = await asyncpg.connect(postgres.dsn())
             try:
                 cut = await admin.fetchval(
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
@@ -68,7 +68,7 @@ async def test_database_restart_and_cut_connections_under_load() -> None:
             await load
 
             await qiwi.repeat_unanswered(gateway.base)
-            stored = await assert_money_invariants(qiwi, postgres.dsn)
+            stored = await assert_money_invariants(qiwi, postgres.dsn())
             # Claims cut off with the database come back after their lease: the webhook
             # timeout + 6 x QIWI_DB_TIMEOUT + 10 s, 37 s with the harness's settings.
             await hook.wait_delivered(set(stored), within=scale(60, 120))

@@ -19,7 +19,7 @@ from aiohttp.test_utils import unused_port
 from tests.support.backend import Backend
 from tests.support.chaos import QUIET, TIMEOUT, assert_money_invariants, report, scale
 from tests.support.gateway import FAST, Gateway
-from tests.support.postgres import DisposablePostgres, disposable_postgres
+from tests.support.postgres import Server, disposable_postgres
 from tests.support.qiwi import Qiwi, result_of
 
 pytestmark = [
@@ -34,7 +34,7 @@ pytestmark = [
 
 
 @contextmanager
-def pgbouncer(postgres: DisposablePostgres) -> Iterator[int]:
+def pgbouncer(postgres: Server) -> Iterator[int]:
     port = unused_port()
     with tempfile.TemporaryDirectory(prefix="qiwi-gw-pgbouncer-") as directory:
         config = Path(directory) / "pgbouncer.ini"
@@ -92,9 +92,9 @@ async def test_protocol_and_webhooks_through_pgbouncer() -> None:
                     assert (await result_of(response))["result"] == "0"
             await qiwi.load([gateway.base], seconds=scale(2, 10), concurrency=16)
             await qiwi.repeat_unanswered(gateway.base)
-            stored = await assert_money_invariants(qiwi, postgres.dsn)
+            stored = await assert_money_invariants(qiwi, postgres.dsn())
             await hook.wait_delivered(set(stored), within=60)
-            admin = await asyncpg.connect(postgres.dsn)
+            admin = await asyncpg.connect(postgres.dsn())
             try:
                 listening = await admin.fetchval(
                     "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'qiwi-gw'"

@@ -3,8 +3,8 @@
 
 The machine's shared server is never touched. The binaries are pgserver's (a dependency,
 so always at hand), else the system's; ``binaries()`` says which, or None.
-``DisposablePostgres`` (``disposable_postgres()``) is one migrated server on pgserver's
-binaries that a chaos scenario stops and starts.
+``disposable_postgres()`` is a cluster's primary, migrated, that a chaos scenario stops
+and starts.
 """
 
 from __future__ import annotations
@@ -177,69 +177,10 @@ def cluster() -> Iterator[Cluster]:
             own.stop_all()
 
 
-class DisposablePostgres:
-    """A PostgreSQL server of the test's own (pgserver's binaries) on a TCP port."""
-
-    def __init__(self, directory: Path) -> None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # platformdirs on XDG_RUNTIME_DIR
-            from pgserver._commands import POSTGRES_BIN_PATH
-
-        self.bin = POSTGRES_BIN_PATH
-        self.pgdata = directory / "pgdata"
-        self.port = unused_port()
-        self.user: str | None = None
-        if os.geteuid() == 0:
-            # PostgreSQL refuses to run as root; pgserver keeps a user for this.
-            from pgserver.utils import ensure_user_exists
-
-            ensure_user_exists("pgserver")
-            self.user = "pgserver"
-            os.chown(directory, pwd.getpwnam("pgserver").pw_uid, pwd.getpwnam("pgserver").pw_gid)
-
-    @property
-    def dsn(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-
-    def _run(self, *args: str) -> None:
-        subprocess.run(
-            [str(self.bin / args[0]), *args[1:]],
-            check=True,
-            capture_output=True,
-            user=self.user,
-            timeout=60,
-        )
-
-    def init(self) -> None:
-        self._run("initdb", "-D", str(self.pgdata), "-U", "postgres", "--auth=trust", "-E", "utf8")
-
-    def start(self) -> None:
-        options = f"-h 127.0.0.1 -p {self.port} -k {self.pgdata}"
-        self._run(
-            "pg_ctl",
-            "-D",
-            str(self.pgdata),
-            "-w",
-            "-o",
-            options,
-            "-l",
-            str(self.pgdata / "log"),
-            "start",
-        )
-
-    def stop(self, mode: str = "fast") -> None:
-        self._run("pg_ctl", "-D", str(self.pgdata), "-w", "-m", mode, "stop")
-
-
 @contextmanager
-def disposable_postgres() -> Iterator[DisposablePostgres]:
-    with tempfile.TemporaryDirectory(prefix="qiwi-gw-chaos-") as directory:
-        server = DisposablePostgres(Path(directory))
-        server.init()
-        server.start()
-        try:
-            migrations.apply(server.dsn, "public")
-            yield server
-        finally:
-            with suppress(subprocess.CalledProcessError):
-                server.stop("immediate")
+def disposable_postgres() -> Iterator[Server]:
+    """One migrated primary of the test's own, which a chaos scenario stops and starts."""
+    with cluster() as own:
+        server = own.primary()
+        migrations.apply(server.dsn(), "public")
+        yield server
