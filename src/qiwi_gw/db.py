@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Mapping
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -26,6 +28,21 @@ APPLICATION_NAME = "qiwi-gw"
 # What the store's functions run their statements on: a pool (one statement, any
 # connection), a connection of the pool, or a connection of its own.
 Executor = asyncpg.Pool | PoolConnectionProxy | asyncpg.Connection
+
+Row = TypeVar("Row")
+
+# qiwi_transaction keeps the original image's column names (operators query them);
+# callers see QIWI's names for the same values.
+PAYMENT_NAMES: Mapping[str, str] = {"id": "prv_txn", "code": "txn_id"}
+
+
+def typed(
+    kind: Callable[..., Row], record: asyncpg.Record, renamed: Mapping[str, str] | None = None
+) -> Row:
+    """``record`` as a ``kind`` (a dataclass whose fields are the statement's columns),
+    with the columns in ``renamed`` under their new names."""
+    names = renamed or {}
+    return kind(**{names.get(column, column): value for column, value in record.items()})
 
 
 def server_settings(settings: DatabaseSettings) -> dict[str, str]:

@@ -5,9 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-import asyncpg
-
-from qiwi_gw.db import Executor, affected_rows
+from qiwi_gw.db import PAYMENT_NAMES, Executor, affected_rows, typed
 from qiwi_gw.store.payments import STATUS_COMPLETED
 
 # Bounded batches keep the delete's locks short on a large table. "= ANY(ARRAY(...))"
@@ -84,22 +82,10 @@ class LastFailure:
     prv_txn: int
     txn_id: str
 
-    @classmethod
-    def of(cls, record: asyncpg.Record) -> LastFailure:
-        """From the row of ``SELECT_LAST_FAILURE``."""
-        return cls(
-            started_at=record["started_at"],
-            attempt=record["attempt"],
-            http_status=record["http_status"],
-            error=record["error"],
-            prv_txn=record["id"],
-            txn_id=record["code"],
-        )
-
 
 async def last_failure(connection: Executor) -> LastFailure | None:
     record = await connection.fetchrow(SELECT_LAST_FAILURE)
-    return None if record is None else LastFailure.of(record)
+    return None if record is None else typed(LastFailure, record, PAYMENT_NAMES)
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from asyncpg import Record
-
-from qiwi_gw.db import Executor, affected_rows
+from qiwi_gw.db import Executor, affected_rows, typed
 
 
 @dataclass(frozen=True)
@@ -70,20 +68,7 @@ class LoggedRow:
     body: str
     created_at: datetime
 
-    @classmethod
-    def of(cls, record: Record) -> LoggedRow:
-        """From the row of ``SELECT_BY_ID``."""
-        return cls(
-            id=record["id"],
-            ip=record["ip"],
-            url=record["url"],
-            method=record["method"],
-            headers=record["headers"],
-            body=record["body"],
-            created_at=record["created_at"],
-        )
-
 
 async def by_id(connection: Executor, log_id: int) -> LoggedRow | None:
     record = await connection.fetchrow(SELECT_BY_ID, log_id)
-    return None if record is None else LoggedRow.of(record)
+    return None if record is None else typed(LoggedRow, record)

@@ -6,10 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from asyncpg import Record
-
 from qiwi_gw.channel import CHANNEL_SQL
-from qiwi_gw.db import Executor, affected_rows
+from qiwi_gw.db import PAYMENT_NAMES, Executor, affected_rows, typed
 from qiwi_gw.store.attempts import AttemptRecord
 from qiwi_gw.store.payments import STATUS_COMPLETED, STATUS_RECEIVED, DueRow
 
@@ -236,20 +234,13 @@ class ResendRow:
     status: int
     in_flight: bool
 
-    @classmethod
-    def of(cls, record: Record) -> ResendRow:
-        """From a row of ``LOCK_FOR_RESEND``."""
-        return cls(
-            prv_txn=record["id"],
-            txn_id=record["code"],
-            status=record["status"],
-            in_flight=record["in_flight"],
-        )
-
 
 async def lock_for_resend(connection: Executor, codes: Sequence[str]) -> list[ResendRow]:
     """Call inside a transaction: the rows stay locked until it ends."""
-    return [ResendRow.of(record) for record in await connection.fetch(LOCK_FOR_RESEND, list(codes))]
+    return [
+        typed(ResendRow, record, PAYMENT_NAMES)
+        for record in await connection.fetch(LOCK_FOR_RESEND, list(codes))
+    ]
 
 
 async def make_due(connection: Executor, ids: Sequence[int]) -> None:

@@ -8,9 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from asyncpg import Record
-
-from qiwi_gw.db import Executor
+from qiwi_gw.db import PAYMENT_NAMES, Executor, typed
 from qiwi_gw.store.payments import STATUS_COMPLETED, STATUS_RECEIVED
 
 # --- operator queries ---------------------------------------------------------
@@ -109,33 +107,12 @@ class PendingPayment:
     last_error: str | None
     in_flight: bool
 
-    @classmethod
-    def of(cls, record: Record) -> PendingPayment:
-        """From a row of ``SELECT_PENDING``."""
-        return cls(
-            prv_txn=record["id"],
-            txn_id=record["code"],
-            account=record["account"],
-            sum=record["sum"],
-            created_at=record["created_at"],
-            attempts=record["attempts"],
-            next_attempt_at=record["next_attempt_at"],
-            last_attempt_at=record["last_attempt_at"],
-            last_error=record["last_error"],
-            in_flight=record["in_flight"],
-        )
-
 
 @dataclass(frozen=True)
 class LastDelivery:
     prv_txn: int
     txn_id: str
     delivered_at: datetime
-
-    @classmethod
-    def of(cls, record: Record) -> LastDelivery:
-        """From the row of ``SELECT_LAST_DELIVERY``."""
-        return cls(prv_txn=record["id"], txn_id=record["code"], delivered_at=record["delivered_at"])
 
 
 @dataclass(frozen=True)
@@ -163,45 +140,22 @@ class PaymentDetail:
     locked_until: datetime | None
     locked_by: str | None
 
-    @classmethod
-    def of(cls, record: Record) -> PaymentDetail:
-        """From the row of ``SELECT_BY_CODE``."""
-        return cls(
-            prv_txn=record["id"],
-            txn_id=record["code"],
-            account=record["account"],
-            sum=record["sum"],
-            status=record["status"],
-            txn_date=record["txn_date"],
-            created_at=record["created_at"],
-            attempts=record["attempts"],
-            next_attempt_at=record["next_attempt_at"],
-            last_attempt_at=record["last_attempt_at"],
-            last_error=record["last_error"],
-            delivered_at=record["delivered_at"],
-            in_flight=record["in_flight"],
-            ccy=record["ccy"],
-            prv_id=record["prv_id"],
-            extra=record["extra"],
-            http_log_id=record["http_log_id"],
-            updated_at=record["updated_at"],
-            locked_until=record["locked_until"],
-            locked_by=record["locked_by"],
-        )
-
 
 async def oldest_pending(connection: Executor, limit: int) -> list[PendingPayment]:
-    return [PendingPayment.of(record) for record in await connection.fetch(SELECT_PENDING, limit)]
+    return [
+        typed(PendingPayment, record, PAYMENT_NAMES)
+        for record in await connection.fetch(SELECT_PENDING, limit)
+    ]
 
 
 async def last_delivery(connection: Executor) -> LastDelivery | None:
     record = await connection.fetchrow(SELECT_LAST_DELIVERY)
-    return None if record is None else LastDelivery.of(record)
+    return None if record is None else typed(LastDelivery, record, PAYMENT_NAMES)
 
 
 async def by_code(connection: Executor, code: str) -> PaymentDetail | None:
     record = await connection.fetchrow(SELECT_BY_CODE, code)
-    return None if record is None else PaymentDetail.of(record)
+    return None if record is None else typed(PaymentDetail, record, PAYMENT_NAMES)
 
 
 # --- console queries ----------------------------------------------------------
@@ -268,21 +222,6 @@ class FoundPayment:
     delivered_at: datetime | None
     last_error: str | None
 
-    @classmethod
-    def of(cls, record: Record) -> FoundPayment:
-        return cls(
-            prv_txn=record["id"],
-            txn_id=record["code"],
-            account=record["account"],
-            sum=record["sum"],
-            status=record["status"],
-            txn_date=record["txn_date"],
-            created_at=record["created_at"],
-            attempts=record["attempts"],
-            delivered_at=record["delivered_at"],
-            last_error=record["last_error"],
-        )
-
 
 @dataclass(frozen=True)
 class Search:
@@ -341,7 +280,10 @@ async def search(
         f"SELECT {SEARCH_COLUMNS} FROM qiwi_transaction WHERE {where}"
         f" ORDER BY {_ORDER[criteria.order, direction]} LIMIT ${len(args)}"
     )
-    rows = [FoundPayment.of(record) for record in await connection.fetch(statement, *args)]
+    rows = [
+        typed(FoundPayment, record, PAYMENT_NAMES)
+        for record in await connection.fetch(statement, *args)
+    ]
     return rows[::-1] if newer_than is not None else rows
 
 
