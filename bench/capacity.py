@@ -30,7 +30,6 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -40,11 +39,11 @@ from typing import Any
 
 import aiohttp
 import asyncpg
-from aiohttp.test_utils import unused_port
 from tests.support.backend import Backend
 from tests.support.database import with_database
-from tests.support.gateway import until_ready
+from tests.support.gateway import UNTUNED, Gateway, GatewayExitedError
 
+from bench.processes import READY_WITHIN
 from bench.run import postgres_server
 from qiwi_gw import migrations
 from qiwi_gw.settings import mask_dsn
@@ -236,48 +235,24 @@ async def wal_of_database(dsn: str, start: int, end: int) -> tuple[int, int, int
 # --- the processes ------------------------------------------------------------------------
 
 
-@dataclass
-class Gateway:
-    base: str
-    pid: int
-    log: Path
-
-
 @asynccontextmanager
 async def gateway(dsn: str, webhook_url: str) -> AsyncIterator[Gateway]:
-    """``qiwi-gw serve`` as a process, configured as a deployment would be: webhooks signed,
-    log lines written (to a file here, to the container runtime there)."""
-    port = unused_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": dsn,
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "QIWI_WEBHOOK_URL": webhook_url,
-        "QIWI_WEBHOOK_SECRET": WEBHOOK_SECRET,
-        # No operator listener: its fixed default port would collide with other runs.
-        "QIWI_CONSOLE_PORT": "0",
-    }
-    handle, name = tempfile.mkstemp(prefix="qiwi-gw-capacity-", suffix=".log")
-    log = Path(name)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "qiwi_gw", "serve", env=env, stdout=handle, stderr=handle
-    )
-    os.close(handle)
-    base = f"http://127.0.0.1:{port}"
+    """``qiwi-gw serve`` as a process, configured as a deployment would be: its own default
+    settings, webhooks signed, log lines written (to a file here, to the container runtime
+    there)."""
+    process = Gateway(dsn, webhook_url, tuning=UNTUNED, QIWI_WEBHOOK_SECRET=WEBHOOK_SECRET)
     try:
-        await wait_ready(base, process, log)
-        yield Gateway(base, process.pid, log)
+        try:
+            await process.start(within=READY_WITHIN)
+        except GatewayExitedError:
+            raise BenchError(
+                f"the gateway exited before it was ready: {last_line(process.log)}"
+            ) from None
+        yield process
     finally:
-        if process.returncode is None:
-            process.terminate()
-        await process.wait()
-        os.unlink(log)
-
-
-async def wait_ready(base: str, process: asyncio.subprocess.Process, log: Path) -> None:
-    if not await until_ready(f"{base}/readyz", process, within=120, interval=0.1):
-        raise BenchError(f"the gateway exited before it was ready: {last_line(log)}")
+        if process.process is not None:
+            await process.terminate()
+        process.log.unlink()
 
 
 def last_line(path: Path) -> str:

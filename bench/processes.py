@@ -1,5 +1,6 @@
-"""The bench's processes: the gateway, and the bench's own modules (floor, receiver), each
-started as a real process on a port of its own and ready once ``/readyz`` answers."""
+"""The bench's processes: the gateway (``tests.support.gateway.Gateway``), and the bench's
+own modules (floor, receiver), each started as a real process on a port of its own and
+ready once ``/readyz`` answers."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp.test_utils import unused_port
-from tests.support.gateway import until_ready
+from tests.support.gateway import UNTUNED, Gateway, GatewayExitedError, until_ready
 
 # Where ``python -m bench.<module>`` finds the bench package, wherever the caller runs.
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,8 +25,12 @@ class Process:
     pid: int
 
 
+# Longer than the tests wait: the bench runs on a machine its own load keeps busy.
+READY_WITHIN = 120
+
+
 async def wait_http(url: str, process: asyncio.subprocess.Process) -> None:
-    if not await until_ready(url, process, within=120, interval=0.1):
+    if not await until_ready(url, process, within=READY_WITHIN, interval=0.1):
         raise RuntimeError(f"process behind {url} exited")
 
 
@@ -48,14 +53,18 @@ async def _serving(
 
 @asynccontextmanager
 async def gateway(dsn: str, webhook_url: str | None) -> AsyncIterator[Process]:
-    """``qiwi-gw serve`` on ``dsn``, as deployed (uvloop, its default settings)."""
-    port = unused_port()
-    env = {**os.environ, "DATABASE_URL": dsn, "HOST": "127.0.0.1", "PORT": str(port)}
-    env["QIWI_CONSOLE_PORT"] = "0"  # several gateways at once: none takes the operator port
-    if webhook_url:
-        env["QIWI_WEBHOOK_URL"] = webhook_url
-    async with _serving(["-m", "qiwi_gw", "serve"], port, env) as process:
-        yield process
+    """``qiwi-gw serve`` on ``dsn``, as deployed (uvloop, its default settings), its log
+    discarded as the bench's other processes' are."""
+    process = Gateway(dsn, webhook_url or None, tuning=UNTUNED, log=Path(os.devnull))
+    try:
+        try:
+            await process.start(within=READY_WITHIN)
+        except GatewayExitedError:
+            raise RuntimeError(f"the gateway behind {process.base} exited") from None
+        yield Process(process.base, process.pid)
+    finally:
+        if process.process is not None:
+            await process.terminate()
 
 
 @asynccontextmanager

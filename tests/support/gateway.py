@@ -1,7 +1,7 @@
 """The gateway as a real process (``python -m qiwi_gw serve``), ready once ``/readyz``
 answers 200: ``Gateway``, for the chaos scenarios (fast retries, killed and restarted) and
-the listener's tests (a console port, a descriptor limit, another source tree) alike.
-The bench starts its own through ``until_ready`` as well."""
+the listener's tests (a console port, a descriptor limit, another source tree) and the
+bench (the gateway's own settings, its output discarded or kept) alike."""
 
 from __future__ import annotations
 
@@ -58,15 +58,24 @@ DEFAULTS = {
 # The listener's tests deliver nothing; only the database's patience is theirs to set.
 INTAKE = {"QIWI_DB_TIMEOUT": "5"}
 
+# Nothing set: every setting as a deployment that sets none gets it, which the bench measures.
+UNTUNED: Mapping[str, str] = {}
+
+
+class GatewayExitedError(AssertionError):
+    """The gateway exited before ``/readyz`` answered 200; the message is its log's tail."""
+
 
 class Gateway:
     """``qiwi-gw serve`` as a process: started, waited for, killed, restarted; its stderr
     across restarts in ``log``.
 
     ``tuning`` is the set of settings the test's timing rests on (``FAST``, ``DEFAULTS``,
-    ``INTAKE``); ``env`` overrides it. Without ``console`` the operator listener is off, as
-    several gateways run at once and its fixed default port would collide. ``nofile`` sets
-    the descriptor limit, ``src`` runs another source tree.
+    ``INTAKE``, or ``UNTUNED``); ``env`` overrides it. Without ``console`` the operator
+    listener is off, as several gateways run at once and its fixed default port would
+    collide. ``nofile`` sets the descriptor limit, ``src`` runs another source tree. ``log``
+    is where its stderr goes: a temporary file of its own unless given (``Path(os.devnull)``
+    discards it, and ``log_text`` is then empty).
     """
 
     def __init__(
@@ -79,6 +88,7 @@ class Gateway:
         console: bool = False,
         nofile: int | None = None,
         src: str | None = None,
+        log: Path | None = None,
         **env: str,
     ) -> None:
         self.host = host
@@ -98,14 +108,21 @@ class Gateway:
         if src is not None:
             self.env["PYTHONPATH"] = src
         self.process: asyncio.subprocess.Process | None = None
-        # Kept for a failing test's message and for the tests that read the log lines.
-        handle, path = tempfile.mkstemp(prefix="qiwi-gw-", suffix=".log")
-        os.close(handle)
-        self.log = Path(path)
+        if log is None:
+            # Kept for a failing test's message and for the tests that read the log lines.
+            handle, path = tempfile.mkstemp(prefix="qiwi-gw-", suffix=".log")
+            os.close(handle)
+            log = Path(path)
+        self.log = log
 
     @property
     def base(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
 
     @property
     def console(self) -> str:
@@ -116,7 +133,9 @@ class Gateway:
         if self.nofile is not None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
 
-    async def start(self) -> None:
+    async def start(self, within: float = 60) -> None:
+        """Started, and ready within ``within`` seconds; ``GatewayExitedError`` if it exits
+        first."""
         for _attempt in range(3):
             with self.log.open("ab") as log:
                 self.process = await asyncio.create_subprocess_exec(
@@ -128,7 +147,7 @@ class Gateway:
                     stderr=log,
                     preexec_fn=self._limit if self.nofile is not None else None,  # only setrlimit
                 )
-            if await until_ready(f"{self.base}/readyz", self.process, within=60):
+            if await until_ready(f"{self.base}/readyz", self.process, within=within):
                 return
             if "cannot listen on" not in self.log_text():
                 break
@@ -138,14 +157,14 @@ class Gateway:
             if self.console_port:
                 self.console_port = unused_port()
                 self.env["QIWI_CONSOLE_PORT"] = str(self.console_port)
-        raise AssertionError(self.log_text()[-4000:])
+        raise GatewayExitedError(self.log_text()[-4000:])
 
     async def wait_ready(self, within: float = 60) -> float:
         """Seconds until /readyz answers 200."""
         started = time.monotonic()
         assert self.process is not None
         if not await until_ready(f"{self.base}/readyz", self.process, within=within):
-            raise AssertionError(self.log_text()[-4000:])
+            raise GatewayExitedError(self.log_text()[-4000:])
         return time.monotonic() - started
 
     def kill(self) -> None:
@@ -168,14 +187,12 @@ class Gateway:
         return self.log.read_text(errors="replace")
 
     def rss_kb(self) -> int:
-        assert self.process is not None
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        status = Path(f"/proc/{self.pid}/status").read_text()
         line = next(line for line in status.splitlines() if line.startswith("VmRSS:"))
         return int(line.split()[1])
 
     def open_descriptors(self) -> int:
-        assert self.process is not None
-        return len(os.listdir(f"/proc/{self.process.pid}/fd"))
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
 
 
 @asynccontextmanager
