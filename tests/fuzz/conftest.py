@@ -15,8 +15,8 @@ from tests.support.app import ClientFactory
 async def gateways(make_client: ClientFactory, db: Any) -> AsyncIterator[Gateways]:
     started = Gateways(make_client, db)
     yield started
-    gateway = started.gateway
-    assert gateway is not None, "no example ran"
-    assert gateway.sent >= gateway.quota, f"only {gateway.sent} requests sent"
+    target = started.target
+    assert target is not None, "no example ran"
+    assert target.sent >= target.quota, f"only {target.sent} requests sent"
     # The fuzzing is not all bounced by aiohttp's parser.
-    assert gateway.reached >= gateway.min_reached, f"only {gateway.reached} reached /payment"
+    assert target.reached >= target.min_reached, f"only {target.reached} reached /payment"

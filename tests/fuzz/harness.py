@@ -261,7 +261,10 @@ def answer_problems(ex: Exchange) -> list[str]:
 
 
 @dataclass
-class Gateway:
+class FuzzTarget:
+    """The in-process gateway under fuzzing, reached on ``port``, and what it has been
+    sent and has answered so far: each batch's invariants are checked against all of it."""
+
     port: int
     db: Any
     quota: int = 0
@@ -411,12 +414,12 @@ class Gateways:
     def __init__(self, make_client: ClientFactory, db: Any) -> None:
         self._make_client = make_client
         self._db = db
-        self.gateway: Gateway | None = None
+        self.target: FuzzTarget | None = None
 
-    async def start(self, quota: int = 0, min_reached: int = 0, **env: str) -> Gateway:
-        if self.gateway is None:
+    async def start(self, quota: int = 0, min_reached: int = 0, **env: str) -> FuzzTarget:
+        if self.target is None:
             client = await self._make_client(**env)
             port = client.server.port
             assert port is not None
-            self.gateway = Gateway(port, self._db, quota, min_reached)
-        return self.gateway
+            self.target = FuzzTarget(port, self._db, quota, min_reached)
+        return self.target

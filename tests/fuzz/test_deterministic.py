@@ -6,7 +6,15 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Final
 
-from tests.fuzz.harness import MAX_BODY, NO_ROW, Expectation, Gateway, Gateways, Request, ValidPay
+from tests.fuzz.harness import (
+    MAX_BODY,
+    NO_ROW,
+    Expectation,
+    FuzzTarget,
+    Gateways,
+    Request,
+    ValidPay,
+)
 from tests.fuzz.strategies import encoded
 
 # --- deterministic cases -------------------------------------------------------------
@@ -45,39 +53,39 @@ def post(body: bytes, query: str = "", expect: Expectation = NO_ROW) -> Request:
     )
 
 
-async def answers(gateway: Gateway, *requests: Request) -> list[dict[str, str]]:
+async def answers(target: FuzzTarget, *requests: Request) -> list[dict[str, str]]:
     """Send one by one, every invariant checked; the XML answers, in order."""
     found = []
     for request in requests:
-        (ex,) = await gateway.run([request])
+        (ex,) = await target.run([request])
         assert ex.answer is not None, ex.response
         found.append(ex.answer)
     return found
 
 
 async def test_a_body_over_64_kib_is_refused_and_logged(gateways: Gateways) -> None:
-    gateway = await gateways.start()
+    target = await gateways.start()
     body = (form(PAY) + "&pad=").encode()
     at_limit = body + b"x" * (MAX_BODY - len(body))
     over, chunked_over = post(at_limit + b"x"), post(at_limit + b"x" * 40_000)
     chunked_over = Request(**{**chunked_over.__dict__, "chunked": True})
-    refused = await answers(gateway, over, chunked_over)
+    refused = await answers(target, over, chunked_over)
     for answer in refused:
         assert answer["result"] == "300"
         assert answer["comment"] == f"request body is over {MAX_BODY} bytes"
     # 64 KiB exactly is still a request.
     (accepted,) = await answers(
-        gateway, post(at_limit, expect=ValidPay("4242", PAY["account"], Decimal("10.45")))
+        target, post(at_limit, expect=ValidPay("4242", PAY["account"], Decimal("10.45")))
     )
     assert accepted["result"] == "0"
-    assert gateway.paid.keys() == {"4242"}
+    assert target.paid.keys() == {"4242"}
 
 
 async def test_invalid_utf8_in_the_body_or_the_query_is_refused(gateways: Gateways) -> None:
-    gateway = await gateways.start()
+    target = await gateways.start()
     valid = form(PAY)
     refused = await answers(
-        gateway,
+        target,
         get(valid.replace("account=0957835959", "account=%FF")),
         get(valid + "&data1=%C3%28"),
         get(valid.replace("command=pay", "command=pay%ED%A0%80")),
@@ -92,11 +100,11 @@ async def test_invalid_utf8_in_the_body_or_the_query_is_refused(gateways: Gatewa
             "parameters are not valid UTF-8",
             "request body is not valid UTF-8",
         )
-    assert not gateway.paid
+    assert not target.paid
 
 
 async def test_nul_in_a_parameter_is_refused_and_logged(gateways: Gateways) -> None:
-    gateway = await gateways.start()
+    target = await gateways.start()
     cases = [
         ("account", "09578\x0035959", "4"),
         ("account", "\x00", "4"),
@@ -110,23 +118,23 @@ async def test_nul_in_a_parameter_is_refused_and_logged(gateways: Gateways) -> N
     for name, value, result in cases:
         params = form({**PAY, name: value})
         assert "%00" in params
-        for answer in await answers(gateway, get(params), post(params.encode())):
+        for answer in await answers(target, get(params), post(params.encode())):
             assert answer["result"] == result, (name, answer)
     # A NUL byte as it is in the body: refused, and logged with it replaced
     # (PostgreSQL's text holds no NUL).
     body = form(PAY).encode().replace(b"account=", b"account=a\x00")
-    (answer,) = await answers(gateway, post(body))
+    (answer,) = await answers(target, post(body))
     assert answer["result"] == "4"
-    assert not gateway.paid
+    assert not target.paid
 
 
 async def test_a_parameter_repeated_with_different_values_is_refused(
     gateways: Gateways,
 ) -> None:
-    gateway = await gateways.start()
+    target = await gateways.start()
     valid = form(PAY)
     refused = await answers(
-        gateway,
+        target,
         get(valid + "&txn_id=4243"),
         get(valid + "&sum=10.450"),
         get(valid + "&command=check"),
@@ -140,16 +148,16 @@ async def test_a_parameter_repeated_with_different_values_is_refused(
     pay = ValidPay("4242", PAY["account"], Decimal("10.45"))
     # The same value twice is one value.
     accepted = await answers(
-        gateway, get(valid + "&txn_id=4242&sum=10.45", pay), post(valid.encode(), valid, pay)
+        target, get(valid + "&txn_id=4242&sum=10.45", pay), post(valid.encode(), valid, pay)
     )
     assert [answer["result"] for answer in accepted] == ["0", "0"]
-    assert gateway.paid.keys() == {"4242"}
+    assert target.paid.keys() == {"4242"}
 
 
 async def test_an_undecodable_content_encoding_is_refused_and_logged(
     gateways: Gateways,
 ) -> None:
-    gateway = await gateways.start()
+    target = await gateways.start()
     for encoding in (b"gzip", b"deflate"):
         request = Request(
             b"POST",
@@ -158,14 +166,14 @@ async def test_an_undecodable_content_encoding_is_refused_and_logged(
             body=form(PAY).encode(),  # not compressed at all
             expect=NO_ROW,
         )
-        (answer,) = await answers(gateway, request)
+        (answer,) = await answers(target, request)
         assert answer["result"] == "300"
 
 
 async def test_a_post_without_content_type_is_read_as_a_form(gateways: Gateways) -> None:
-    gateway = await gateways.start()
+    target = await gateways.start()
     pay = ValidPay("4242", PAY["account"], Decimal("10.45"))
     (answer,) = await answers(
-        gateway, Request(b"POST", b"/payment", body=form(PAY).encode(), expect=pay)
+        target, Request(b"POST", b"/payment", body=form(PAY).encode(), expect=pay)
     )
     assert answer["result"] == "0"

@@ -28,26 +28,26 @@ async def test_structured_requests_keep_every_invariant(
     gateways: Gateways, batch: list[Request]
 ) -> None:
     quota = QUOTAS["structured"]
-    gateway = await gateways.start(quota, min_reached=quota * 3 // 4)
-    await gateway.run(batch)
+    target = await gateways.start(quota, min_reached=quota * 3 // 4)
+    await target.run(batch)
 
 
 @given(batch=st.lists(raw_requests(), min_size=MIN_BATCH, max_size=MAX_BATCH))
 @settings(FUZZ, max_examples=EXAMPLES["raw"])
 async def test_raw_requests_keep_every_invariant(gateways: Gateways, batch: list[Request]) -> None:
     quota = QUOTAS["raw"]
-    gateway = await gateways.start(quota, min_reached=quota // 5)
-    await gateway.run(batch)
+    target = await gateways.start(quota, min_reached=quota // 5)
+    await target.run(batch)
 
 
 @given(batch=st.lists(authenticated_requests(), min_size=MIN_BATCH, max_size=MAX_BATCH))
 @settings(FUZZ, max_examples=EXAMPLES["auth"])
 async def test_only_the_right_credentials_pass(gateways: Gateways, batch: list[Request]) -> None:
     quota = QUOTAS["auth"]
-    gateway = await gateways.start(
+    target = await gateways.start(
         quota, quota, HTTP_AUTH_USERNAME=AUTH_USER, HTTP_AUTH_PASSWORD=AUTH_PASSWORD
     )
-    await gateway.run(batch)
+    await target.run(batch)
 
 
 @pytest.mark.parametrize("trusted", [None, "10.0.0.0/8"])
@@ -60,5 +60,5 @@ async def test_forwarded_for_from_an_untrusted_peer_never_passes(
     if trusted is not None:
         env["QIWI_TRUSTED_PROXIES"] = trusted  # the test client's 127.0.0.1 is not in it
     quota = QUOTAS["forwarded"]
-    gateway = await gateways.start(quota, quota, **env)
-    await gateway.run(batch)
+    target = await gateways.start(quota, quota, **env)
+    await target.run(batch)
