@@ -125,6 +125,25 @@ def test_all_pending_in_batches(
     assert table.out.startswith("0 payment(s) made due now; 8 pending, 7 of them due")
 
 
+@pytest.mark.parametrize("how", [("61",), ("--all-pending",)])
+def test_a_row_held_by_an_outage_is_held_no_longer_once_resent(
+    database_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    how: tuple[str, ...],
+) -> None:
+    """Made due by the operator, by name or with every pending row: the held gauge
+    (qiwi_webhook_held_payments) no longer counts it."""
+    add_payment(database_dsn, "61", delivered_ago=None, attempts=2, next_attempt_in="1 hour")
+    execute(database_dsn, "UPDATE qiwi_transaction SET held_by_outage = true WHERE code = '61'")
+    result = run_cli(
+        monkeypatch, capsys, database_dsn, "resend", *how, QIWI_WEBHOOK_URL="http://h/"
+    )
+    assert result.code == 0, result.err
+    held = row(database_dsn, "61")
+    assert (held["due"], held["held_by_outage"]) == (True, False)
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -116,12 +116,15 @@ ORDER BY id
 FOR UPDATE
 """
 
-# A delivered row goes back to "received", so the dispatcher sends it once more.
+# A delivered row goes back to "received", so the dispatcher sends it once more. A row
+# an outage held is held no longer: the operator has made it due (the held gauge would
+# count it until its next outcome otherwise).
 MAKE_DUE = f"""
 UPDATE qiwi_transaction
 SET status = {STATUS_RECEIVED},
     delivered_at = NULL,
     next_attempt_at = now(),
+    held_by_outage = false,
     updated_at = now() AT TIME ZONE 'UTC'
 WHERE id = ANY($1::bigint[])
 """
@@ -132,7 +135,7 @@ WHERE id = ANY($1::bigint[])
 # whole table; with an array it looks each id up in the primary key.
 MAKE_PENDING_DUE = f"""
 UPDATE qiwi_transaction
-SET next_attempt_at = now()
+SET next_attempt_at = now(), held_by_outage = false
 WHERE id = ANY(ARRAY(
     SELECT id FROM qiwi_transaction
     WHERE status = {STATUS_RECEIVED}
