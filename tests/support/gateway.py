@@ -12,6 +12,7 @@ import signal
 import sys
 import tempfile
 import time
+import weakref
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
@@ -113,6 +114,8 @@ class Gateway:
             handle, path = tempfile.mkstemp(prefix="qiwi-gw-", suffix=".log")
             os.close(handle)
             log = Path(path)
+            # Gone with the Gateway: hundreds of test runs' logs piled up in /tmp.
+            weakref.finalize(self, log.unlink, missing_ok=True)
         self.log = log
 
     @property
