@@ -155,17 +155,7 @@ async def claim_due(
     connection: Executor, limit: int, lease_seconds: float, owner: str
 ) -> list[DueRow]:
     rows = await connection.fetch(CLAIM_DUE, limit, lease_seconds, owner)
-    return [
-        DueRow(
-            id=row["id"],
-            account=row["account"],
-            code=row["code"],
-            sum=row["sum"],
-            created_at=row["created_at"],
-            attempts=row["attempts"],
-        )
-        for row in rows
-    ]
+    return [typed(DueRow, row) for row in rows]
 
 
 @dataclass(frozen=True)
