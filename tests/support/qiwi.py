@@ -29,6 +29,17 @@ async def result_of(response: ClientResponse) -> dict[str, str]:
     return {child.tag: child.text or "" for child in root}
 
 
+def pay_params(txn: str) -> dict[str, str]:
+    """The query of a pay of 10.00 to account ``acc<txn>``, as the load generators send it."""
+    return {
+        "command": "pay",
+        "txn_id": txn,
+        "txn_date": "20261129120000",
+        "account": f"acc{txn}",
+        "sum": "10.00",
+    }
+
+
 @dataclass
 class Answer:
     result: str
@@ -53,13 +64,7 @@ class Qiwi:
         return txn
 
     async def pay(self, session: aiohttp.ClientSession, base: str, txn: str) -> Answer | None:
-        params = {
-            "command": "pay",
-            "txn_id": txn,
-            "txn_date": "20261129120000",
-            "account": f"acc{txn}",
-            "sum": "10.00",
-        }
+        params = pay_params(txn)
         self.sent += 1
         started = time.monotonic()
         try:
@@ -138,13 +143,7 @@ class Payer:
     async def pay(self, session: aiohttp.ClientSession) -> str:
         txn = str(self.next_txn)
         self.next_txn += 1
-        params = {
-            "command": "pay",
-            "txn_id": txn,
-            "txn_date": "20261129120000",
-            "account": f"acc{txn}",
-            "sum": "10.00",
-        }
+        params = pay_params(txn)
         headers = {"Authorization": self.auth} if self.auth else {}
         started = time.perf_counter()
         try:
